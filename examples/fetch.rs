@@ -1,0 +1,150 @@
+//! A curl-like command line over smolreq.
+//!
+//! ```text
+//! fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT] URL
+//! ```
+//!
+//! `-n COUNT` sends COUNT sequential requests on one shared client (so
+//! connections are reused where allowed) and writes each body to stdout as
+//! raw bytes. `-i` prints the status line and header fields, then an empty
+//! line, before each body. `-d` without `-X` sends a POST. Redirects are
+//! followed. Exit status 0 if and only if every request got a complete
+//! response (whatever its status); otherwise a one-line error on stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures_lite::AsyncReadExt;
+use smolreq::{Client, Method};
+
+struct Args {
+    method: Option<String>,
+    headers: Vec<(String, String)>,
+    data: Option<String>,
+    include: bool,
+    timeout: Option<Duration>,
+    count: u64,
+    url: String,
+}
+
+const USAGE: &str = "usage: fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT] URL";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args {
+        method: None,
+        headers: Vec::new(),
+        data: None,
+        include: false,
+        timeout: None,
+        count: 1,
+        url: String::new(),
+    };
+    let mut url = None;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "-X" | "--request" => parsed.method = Some(value("-X")?),
+            "-H" | "--header" => {
+                let header = value("-H")?;
+                let (name, val) = header.split_once(':').ok_or_else(|| format!("header {header:?} has no ':'"))?;
+                parsed.headers.push((name.trim().to_owned(), val.trim_start().to_owned()));
+            }
+            "-d" | "--data" => parsed.data = Some(value("-d")?),
+            "-i" | "--include" => parsed.include = true,
+            "--timeout" => {
+                let secs = value("--timeout")?;
+                let secs: f64 = secs.parse().map_err(|_| format!("--timeout {secs:?} is not a number of seconds"))?;
+                parsed.timeout =
+                    Some(Duration::try_from_secs_f64(secs).map_err(|_| format!("--timeout {secs} is out of range"))?);
+            }
+            "-n" => {
+                let count = value("-n")?;
+                parsed.count = count.parse().map_err(|_| format!("-n {count:?} is not a count"))?;
+            }
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}\n{USAGE}")),
+            _ if url.is_some() => return Err(format!("more than one URL\n{USAGE}")),
+            _ => url = Some(arg),
+        }
+    }
+    parsed.url = url.ok_or_else(|| USAGE.to_owned())?;
+    Ok(parsed)
+}
+
+/// Sends one request and streams its response to `out`.
+async fn fetch_once(client: &Client, args: &Args, method: &Method, out: &mut impl Write) -> Result<(), String> {
+    let mut request = client.request(method.clone(), args.url.as_str());
+    for (name, value) in &args.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if let Some(data) = &args.data {
+        request = request.body(data.clone());
+    }
+    if let Some(timeout) = args.timeout {
+        request = request.timeout(timeout);
+    }
+    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    if args.include {
+        let mut head = format!("{:?} {}", response.version(), response.status().as_str());
+        if !response.reason().is_empty() {
+            head.push(' ');
+            head.push_str(response.reason());
+        }
+        head.push_str("\r\n");
+        let mut bytes = head.into_bytes();
+        for (name, value) in response.headers() {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        out.write_all(&bytes).map_err(|e| format!("writing output: {e}"))?;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = response.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).map_err(|e| format!("writing output: {e}"))?;
+    }
+    out.flush().map_err(|e| format!("writing output: {e}"))
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("fetch: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let method = match (&args.method, &args.data) {
+        (Some(m), _) => match Method::from_bytes(m.as_bytes()) {
+            Ok(m) => m,
+            Err(_) => {
+                eprintln!("fetch: invalid method {m:?}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(_)) => Method::POST,
+        (None, None) => Method::GET,
+    };
+    let client = Client::new();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = false;
+    futures_lite::future::block_on(async {
+        for _ in 0..args.count {
+            if let Err(message) = fetch_once(&client, &args, &method, &mut out).await {
+                let _ = out.flush();
+                eprintln!("fetch: {message}");
+                failed = true;
+            }
+        }
+    });
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}

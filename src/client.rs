@@ -1,0 +1,636 @@
+//! [`Client`], its builder, and the send loop: redirects, the safe retry,
+//! deadlines.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::AsyncReadExt;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Uri};
+
+use crate::conn::BodyDecoder;
+use crate::error::{Error, ErrorKind, Result};
+use crate::pool::{OriginRef, Pool, PoolConfig, PoolStats};
+use crate::proto::Limits;
+use crate::proto::chunked::{CHUNK_END, LAST_CHUNK, encode_chunk_header};
+use crate::proto::framing::{connection_has, keep_alive_timeout, plan_body};
+use crate::proto::head::{RequestFraming, RequestHead, encode_request_head};
+use crate::request::{RequestBody, RequestBuilder};
+use crate::response::{Body, Response};
+use crate::util::{earliest, with_deadline};
+use crate::{redirect, transport};
+
+/// Bodies up to this size are written in the same syscall as the head.
+const COALESCE_BODY: usize = 16 * 1024;
+
+/// A redirect response body up to this size is read and discarded so its
+/// connection can be reused.
+const DRAIN_REDIRECT_BODY: u64 = 64 * 1024;
+
+const USER_AGENT: &str = concat!("smolreq/", env!("CARGO_PKG_VERSION"));
+
+/// An HTTP/1.1 client with a connection pool.
+///
+/// Cloning is cheap (one `Arc`), and clones share the pool. Dropping every
+/// clone never breaks a response still being read: its connection simply
+/// closes when the body is done.
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// let client = smolreq::Client::new();
+/// let resp = client.get("http://127.0.0.1:8080/items").header("accept", "application/json").send().await?;
+/// assert!(resp.status().is_success());
+/// let text = resp.text().await?; // the connection goes back to the pool here
+/// # Ok::<(), smolreq::Error>(()) });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    pool: Arc<Pool>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    limits: Limits,
+    connect_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    max_redirects: usize,
+    follow_redirects: bool,
+    user_agent: String,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Client {
+    /// A client with the default configuration (see [`ClientBuilder`]).
+    pub fn new() -> Client {
+        ClientBuilder::new().build().unwrap_or_else(|_| unreachable!("the default configuration is valid"))
+    }
+
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// Counters of the connection pool.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.inner.pool.stats()
+    }
+
+    /// Starts a request with any method.
+    pub fn request<U>(&self, method: Method, url: U) -> RequestBuilder<'_>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        let url = Uri::try_from(url).map_err(|e| Error::with_source(ErrorKind::Url, e.into()));
+        RequestBuilder::new(self, method, url)
+    }
+
+    /// Starts a GET request.
+    pub fn get<U>(&self, url: U) -> RequestBuilder<'_>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.request(Method::GET, url)
+    }
+
+    /// Starts a POST request.
+    pub fn post<U>(&self, url: U) -> RequestBuilder<'_>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.request(Method::POST, url)
+    }
+
+    /// Starts a PUT request.
+    pub fn put<U>(&self, url: U) -> RequestBuilder<'_>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.request(Method::PUT, url)
+    }
+
+    /// Starts a DELETE request.
+    pub fn delete<U>(&self, url: U) -> RequestBuilder<'_>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.request(Method::DELETE, url)
+    }
+
+    /// Starts a HEAD request.
+    pub fn head<U>(&self, url: U) -> RequestBuilder<'_>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.request(Method::HEAD, url)
+    }
+
+    /// Starts a PATCH request.
+    pub fn patch<U>(&self, url: U) -> RequestBuilder<'_>
+    where
+        Uri: TryFrom<U>,
+        <Uri as TryFrom<U>>::Error: Into<http::Error>,
+    {
+        self.request(Method::PATCH, url)
+    }
+
+    /// Sends an `http::Request`, for code written against the `http` crate.
+    pub async fn execute<B: Into<bytes::Bytes>>(&self, request: http::Request<B>) -> Result<Response> {
+        let (parts, body) = request.into_parts();
+        let body: bytes::Bytes = body.into();
+        let mut builder = RequestBuilder::new(self, parts.method, Ok(parts.uri)).headers(parts.headers);
+        if !body.is_empty() {
+            builder = builder.body(body);
+        }
+        builder.send().await
+    }
+
+    /// Runs a request: the redirect loop around [`Client::send_once`].
+    pub(crate) async fn execute_builder(&self, request: RequestBuilder<'_>) -> Result<Response> {
+        let config = &self.inner.config;
+        let timeout = request.timeout.or(config.timeout);
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let RequestBuilder { method, url, headers, body, .. } = request;
+        let mut url = url?;
+        let (mut method, mut headers, mut body) = (method, headers, body);
+        let mut redirects = 0;
+        loop {
+            let response = with_deadline(deadline, self.send_once(&method, &url, &headers, &mut body, deadline))
+                .await
+                .map_err(|e| e.with_url(&url))?;
+            let status = response.status();
+            if !config.follow_redirects || !status.is_redirection() {
+                return Ok(response);
+            }
+            let keep_method = match status {
+                StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND | StatusCode::SEE_OTHER => false,
+                StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT => true,
+                _ => return Ok(response),
+            };
+            let Some(location) = response.headers().get(header::LOCATION) else { return Ok(response) };
+            if keep_method && !body.is_replayable() {
+                return Ok(response); // a streamed body cannot be sent again
+            }
+            if redirects >= config.max_redirects {
+                return Err(Error::new(ErrorKind::Redirect, "too many redirects").with_url(&url));
+            }
+            let next = location
+                .to_str()
+                .ok()
+                .and_then(|loc| redirect::resolve(&url, loc))
+                .ok_or_else(|| Error::new(ErrorKind::Redirect, "invalid Location in redirect").with_url(&url))?;
+            with_deadline(deadline, async {
+                response.discard(DRAIN_REDIRECT_BODY).await;
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.with_url(&url))?;
+            if !keep_method {
+                if method != Method::HEAD {
+                    method = Method::GET;
+                }
+                body = RequestBody::Empty;
+                for name in
+                    [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONTENT_ENCODING]
+                {
+                    headers.remove(name);
+                }
+            }
+            if !same_origin(&url, &next) {
+                for name in [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION, header::HOST] {
+                    headers.remove(name);
+                }
+            }
+            url = next;
+            redirects += 1;
+        }
+    }
+
+    /// One request on one connection, retried once on a fresh connection
+    /// when that is safe (see [`retry_is_safe`]).
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Uri,
+        headers: &HeaderMap,
+        body: &mut RequestBody,
+        deadline: Option<Instant>,
+    ) -> Result<Response> {
+        let config = &self.inner.config;
+        let target = Target::parse(url)?;
+        let framing = request_framing(method, headers, body)?;
+        let origin = OriginRef { tls: target.tls, host: target.host, port: target.port };
+        let mut fresh = false;
+        loop {
+            let dial_deadline = earliest(deadline, config.connect_timeout.map(|t| Instant::now() + t));
+            let mut lease = self
+                .inner
+                .pool
+                .checkout(origin, fresh, || transport::dial(target.host, target.port, dial_deadline))
+                .await?;
+            let head = RequestHead {
+                method,
+                target: target.path_and_query,
+                host: target.host_header,
+                headers,
+                user_agent: &config.user_agent,
+                framing,
+            };
+            let conn = lease.conn();
+            conn.begin_exchange();
+            let result = async {
+                encode_request_head(&head, &mut conn.write_buf)?;
+                write_body(conn, body).await?;
+                conn.read_head(&config.limits).await
+            }
+            .await;
+            match result {
+                Ok(head) => {
+                    let request_close = connection_has(headers, "close");
+                    let plan = plan_body(method, &head, request_close)?;
+                    let keep_alive = keep_alive_timeout(&head.headers);
+                    let decoder = BodyDecoder::new(plan.framing, &config.limits);
+                    let body = Body::new(lease, decoder, plan.reusable, keep_alive, deadline);
+                    return Ok(Response::new(head.status, head.version, head.reason, head.headers, url.clone(), body));
+                }
+                Err(err) => {
+                    let before_response = !lease.conn().received_any();
+                    if !fresh && lease.is_reused() && before_response && retry_is_safe(method, body, &err) {
+                        lease.pool().count_retry();
+                        drop(lease);
+                        fresh = true;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// A request may be sent again only if it failed on a reused connection
+/// before any response byte (checked by the caller), with an I/O error (not
+/// a timeout, not a protocol error), with an idempotent method and a body
+/// that can be replayed (RFC 9110 section 9.2.2).
+fn retry_is_safe(method: &Method, body: &RequestBody, err: &Error) -> bool {
+    let idempotent =
+        matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE);
+    idempotent && body.is_replayable() && err.kind() == ErrorKind::Io
+}
+
+/// Writes the request head and body. The head and a small body go out in
+/// one write.
+async fn write_body(conn: &mut crate::conn::Conn, body: &mut RequestBody) -> Result<()> {
+    match body {
+        RequestBody::Empty => conn.write_request(&[]).await.map_err(Error::io),
+        RequestBody::Bytes(bytes) if bytes.len() <= COALESCE_BODY => {
+            conn.write_buf.extend_from_slice(bytes);
+            conn.write_request(&[]).await.map_err(Error::io)
+        }
+        RequestBody::Bytes(bytes) => conn.write_request(bytes).await.map_err(Error::io),
+        RequestBody::Reader(reader, len) => {
+            conn.write_request(&[]).await.map_err(Error::io)?;
+            let mut chunk = vec![0u8; COALESCE_BODY];
+            let mut sent: u64 = 0;
+            loop {
+                let n = reader.read(&mut chunk).await.map_err(|e| Error::with_source(ErrorKind::Body, e))?;
+                match len {
+                    Some(len) => {
+                        if n == 0 {
+                            if sent != *len {
+                                return Err(Error::new(
+                                    ErrorKind::Body,
+                                    "request body shorter than its declared length",
+                                ));
+                            }
+                            return Ok(());
+                        }
+                        sent += n as u64;
+                        if sent > *len {
+                            return Err(Error::new(ErrorKind::Body, "request body longer than its declared length"));
+                        }
+                        conn.write_bytes(&chunk[..n]).await.map_err(Error::io)?;
+                    }
+                    None => {
+                        conn.write_buf.clear();
+                        if n == 0 {
+                            conn.write_buf.extend_from_slice(LAST_CHUNK);
+                            return conn.write_request(&[]).await.map_err(Error::io);
+                        }
+                        encode_chunk_header(n, &mut conn.write_buf);
+                        conn.write_buf.extend_from_slice(&chunk[..n]);
+                        conn.write_buf.extend_from_slice(CHUNK_END);
+                        conn.write_request(&[]).await.map_err(Error::io)?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decides the request framing from the body, checking any framing header
+/// the caller set by hand.
+fn request_framing(method: &Method, headers: &HeaderMap, body: &RequestBody) -> Result<RequestFraming> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Error::new(
+            ErrorKind::Request,
+            "Transfer-Encoding is set by smolreq from the body; remove the header",
+        ));
+    }
+    let declared = match crate::proto::framing::content_length(headers) {
+        Ok(declared) => declared,
+        Err(e) => return Err(Error::with_source(ErrorKind::Request, e)),
+    };
+    let framing = match body {
+        RequestBody::Empty if declared.is_none() && matches!(*method, Method::POST | Method::PUT | Method::PATCH) => {
+            RequestFraming::Length(0)
+        }
+        RequestBody::Empty => RequestFraming::None,
+        RequestBody::Bytes(bytes) => RequestFraming::Length(bytes.len() as u64),
+        RequestBody::Reader(_, Some(len)) => RequestFraming::Length(*len),
+        RequestBody::Reader(_, None) => match declared {
+            Some(len) => RequestFraming::Length(len),
+            None => RequestFraming::Chunked,
+        },
+    };
+    match (declared, framing) {
+        (None, _) => Ok(framing),
+        (Some(d), RequestFraming::Length(n)) if d == n => Ok(framing),
+        (Some(0), RequestFraming::None) => Ok(RequestFraming::Length(0)),
+        _ => Err(Error::new(ErrorKind::Request, "Content-Length header does not match the body")),
+    }
+}
+
+/// The parts of a URL a request needs, borrowed from it.
+struct Target<'u> {
+    tls: bool,
+    /// Host to connect to (IPv6 in brackets).
+    host: &'u str,
+    port: u16,
+    /// Host header value: `host[:port]`, port only when not the default.
+    host_header: &'u str,
+    path_and_query: &'u str,
+}
+
+impl<'u> Target<'u> {
+    fn parse(url: &'u Uri) -> Result<Target<'u>> {
+        let tls = match url.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("http") => false,
+            Some(s) if s.eq_ignore_ascii_case("https") => {
+                return Err(Error::new(ErrorKind::Tls, "https:// needs TLS, which is not enabled in this build"));
+            }
+            Some(_) => return Err(Error::new(ErrorKind::Url, "unsupported URL scheme (only http and https)")),
+            None => return Err(Error::new(ErrorKind::Url, "URL has no scheme (expected http:// or https://)")),
+        };
+        let authority = url.authority().ok_or_else(|| Error::new(ErrorKind::Url, "URL has no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(Error::new(
+                ErrorKind::Url,
+                "credentials in the URL are not supported; use an Authorization header",
+            ));
+        }
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(Error::new(ErrorKind::Url, "URL has an empty host"));
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let port = match authority.port_u16() {
+            Some(0) => return Err(Error::new(ErrorKind::Url, "port 0 is not a valid destination")),
+            Some(port) => port,
+            None if authority.as_str().ends_with(':') => {
+                return Err(Error::new(ErrorKind::Url, "URL has an empty port"));
+            }
+            None => default_port,
+        };
+        let host_header = if authority.port_u16() == Some(default_port) {
+            &authority.as_str()[..authority.as_str().len() - authority.port().map_or(0, |p| p.as_str().len() + 1)]
+        } else {
+            authority.as_str()
+        };
+        let path_and_query = match url.path_and_query().map(|pq| pq.as_str()) {
+            Some(pq) if !pq.is_empty() && pq != "?" => pq,
+            _ => "/",
+        };
+        Ok(Target { tls, host, port, host_header, path_and_query })
+    }
+}
+
+fn same_origin(a: &Uri, b: &Uri) -> bool {
+    let port = |u: &Uri| u.port_u16().unwrap_or(if u.scheme_str() == Some("https") { 443 } else { 80 });
+    a.scheme() == b.scheme()
+        && a.host().map(str::to_ascii_lowercase) == b.host().map(str::to_ascii_lowercase)
+        && port(a) == port(b)
+}
+
+/// Configures and builds a [`Client`].
+///
+/// ```
+/// use std::time::Duration;
+/// let client = smolreq::Client::builder()
+///     .max_connections_per_host(32)
+///     .max_idle_per_host(8)
+///     .idle_timeout(Duration::from_secs(90))
+///     .connect_timeout(Duration::from_secs(10))
+///     .timeout(Duration::from_secs(30))
+///     .max_redirects(10)
+///     .build()?;
+/// # Ok::<(), smolreq::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ClientBuilder {
+    config: Config,
+    pool: PoolConfig,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder::new()
+    }
+}
+
+impl ClientBuilder {
+    /// The defaults: 32 connections and 8 idle per host, 90 s idle timeout,
+    /// no connect or request timeout, 10 redirects, and the limits of
+    /// [`max_response_head_size`](Self::max_response_head_size) and friends.
+    pub fn new() -> ClientBuilder {
+        ClientBuilder {
+            config: Config {
+                limits: Limits::default(),
+                connect_timeout: None,
+                timeout: None,
+                max_redirects: 10,
+                follow_redirects: true,
+                user_agent: USER_AGENT.to_owned(),
+            },
+            pool: PoolConfig { max_per_host: 32, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) },
+        }
+    }
+
+    /// Most connections open to one origin at once (default 32). More
+    /// requests wait, first come first served.
+    pub fn max_connections_per_host(mut self, max: usize) -> Self {
+        self.pool.max_per_host = max;
+        self
+    }
+
+    /// Most idle connections kept per origin (default 8); 0 disables reuse.
+    pub fn max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool.max_idle_per_host = max;
+        self
+    }
+
+    /// How long an idle connection is kept (default 90 s). A server's
+    /// `Keep-Alive: timeout=N` shortens it for that connection.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool.idle_timeout = timeout;
+        self
+    }
+
+    /// Deadline for establishing a connection (default none).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Deadline for a whole request, from sending it to the end of its body
+    /// (default none). [`RequestBuilder::timeout`] overrides it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = Some(timeout);
+        self
+    }
+
+    /// Most redirects followed for one request (default 10).
+    pub fn max_redirects(mut self, max: usize) -> Self {
+        self.config.max_redirects = max;
+        self
+    }
+
+    /// Whether redirects are followed at all (default true).
+    pub fn redirect(mut self, follow: bool) -> Self {
+        self.config.follow_redirects = follow;
+        self
+    }
+
+    /// The User-Agent sent when a request sets none (default `smolreq/VERSION`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.config.user_agent = user_agent.into();
+        self
+    }
+
+    /// Largest response head accepted, in bytes (default 64 KiB).
+    pub fn max_response_head_size(mut self, max: usize) -> Self {
+        self.config.limits.max_head_size = max;
+        self
+    }
+
+    /// Most header fields accepted in a response head (default 100).
+    pub fn max_headers(mut self, max: usize) -> Self {
+        self.config.limits.max_headers = max;
+        self
+    }
+
+    /// Longest chunk-size line, extensions included (default 4 KiB).
+    pub fn max_chunk_line_size(mut self, max: usize) -> Self {
+        self.config.limits.max_chunk_line = max;
+        self
+    }
+
+    /// Largest trailer section of a chunked response (default 16 KiB).
+    pub fn max_trailer_size(mut self, max: usize) -> Self {
+        self.config.limits.max_trailer_size = max;
+        self
+    }
+
+    /// Builds the client. Fails if a limit is zero where that makes no
+    /// sense, or the User-Agent is not a valid header value.
+    pub fn build(self) -> Result<Client> {
+        let invalid = |what| Err(Error::new(ErrorKind::Request, what));
+        if self.pool.max_per_host == 0 {
+            return invalid("max_connections_per_host must be at least 1");
+        }
+        let limits = &self.config.limits;
+        if limits.max_head_size < 16 || limits.max_headers == 0 || limits.max_chunk_line < 3 {
+            return invalid("response limits are too small to read any response");
+        }
+        if HeaderValue::from_str(&self.config.user_agent).is_err() {
+            return invalid("user agent is not a valid header value");
+        }
+        Ok(Client { inner: Arc::new(Inner { config: self.config, pool: Arc::new(Pool::new(self.pool)) }) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Result<(bool, String, u16, String, String)> {
+        let uri: Uri = url.parse().unwrap();
+        let t = Target::parse(&uri)?;
+        Ok((t.tls, t.host.to_owned(), t.port, t.host_header.to_owned(), t.path_and_query.to_owned()))
+    }
+
+    #[test]
+    fn target_of_plain_url() {
+        assert_eq!(target("http://a.test/x?y").unwrap(), (false, "a.test".into(), 80, "a.test".into(), "/x?y".into()));
+        assert_eq!(target("http://a.test").unwrap().4, "/");
+        assert_eq!(target("http://a.test:8080").unwrap().3, "a.test:8080");
+        assert_eq!(target("http://a.test:80/").unwrap().3, "a.test");
+        assert_eq!(target("http://[::1]:81/").unwrap().1, "[::1]");
+    }
+
+    #[test]
+    fn target_rejects_bad_urls() {
+        assert_eq!(target("ftp://a/").unwrap_err().kind(), ErrorKind::Url);
+        assert_eq!(target("/relative").unwrap_err().kind(), ErrorKind::Url);
+        assert_eq!(target("http://u:p@a/").unwrap_err().kind(), ErrorKind::Url);
+        assert_eq!(target("http://a:0/").unwrap_err().kind(), ErrorKind::Url);
+        assert_eq!(target("https://a/").unwrap_err().kind(), ErrorKind::Tls);
+    }
+
+    #[test]
+    fn framing_from_body_and_headers() {
+        let none = HeaderMap::new();
+        assert_eq!(request_framing(&Method::GET, &none, &RequestBody::Empty).unwrap(), RequestFraming::None);
+        assert_eq!(request_framing(&Method::POST, &none, &RequestBody::Empty).unwrap(), RequestFraming::Length(0));
+        let bytes = RequestBody::Bytes(bytes::Bytes::from_static(b"abc"));
+        assert_eq!(request_framing(&Method::POST, &none, &bytes).unwrap(), RequestFraming::Length(3));
+        let mut cl = HeaderMap::new();
+        cl.insert(header::CONTENT_LENGTH, HeaderValue::from_static("4"));
+        assert_eq!(request_framing(&Method::POST, &cl, &bytes).unwrap_err().kind(), ErrorKind::Request);
+        let mut te = HeaderMap::new();
+        te.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        assert!(request_framing(&Method::POST, &te, &bytes).is_err());
+    }
+
+    #[test]
+    fn retry_only_idempotent_replayable_io_errors() {
+        let io = Error::new(ErrorKind::Io, "x");
+        assert!(retry_is_safe(&Method::GET, &RequestBody::Empty, &io));
+        assert!(!retry_is_safe(&Method::POST, &RequestBody::Empty, &io));
+        assert!(!retry_is_safe(&Method::GET, &RequestBody::Empty, &Error::new(ErrorKind::Protocol, "x")));
+        let reader = RequestBody::Reader(Box::new(futures_lite::io::empty()), None);
+        assert!(!retry_is_safe(&Method::PUT, &reader, &io));
+    }
+
+    #[test]
+    fn zero_connection_cap_is_rejected() {
+        assert!(Client::builder().max_connections_per_host(0).build().is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! A small async HTTP/1.1 client for the smol stack, with a connection pool
+//! that never recycles a connection while a response still uses it.
+//!
+//! The pool lends each request a *lease* on a connection. The response body
+//! owns that lease, and the only way a connection goes back to the pool is
+//! the body reader reaching the clean end of a reusable exchange. A body
+//! dropped half-read, an error, a timeout or a cancelled future closes the
+//! socket instead. So a half-read body can never be parsed as the next
+//! response, and dropping the [`Client`] never breaks a response in flight.
+//!
+//! No task is spawned and no runtime is needed: every byte moves inside the
+//! future you poll, under any executor.
+//!
+//! ```no_run
+//! # smol::block_on(async {
+//! let client = smolreq::Client::new();
+//! let resp = client.get("http://127.0.0.1:8080/items").header("accept", "application/json").send().await?;
+//! assert!(resp.status().is_success());
+//! let text = resp.text().await?; // the connection goes back to the pool here
+//! # Ok::<(), smolreq::Error>(()) });
+//! ```
+//!
+//! What a hostile server can do is bounded: response head size, header
+//! count, chunk-size line and trailer size are limited (see
+//! [`ClientBuilder`]), framing follows RFC 9112 strictly, and a request is
+//! retried only when that is safe (once, on a fresh connection, for an
+//! idempotent method whose body can be replayed, when a reused connection
+//! failed before any response byte arrived).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod client;
+mod conn;
+mod error;
+mod pool;
+mod proto;
+mod redirect;
+mod request;
+mod response;
+mod transport;
+mod util;
+
+pub use client::{Client, ClientBuilder};
+pub use error::{Error, ErrorKind, Result};
+pub use pool::PoolStats;
+pub use request::RequestBuilder;
+pub use response::{Body, Response};
+
+pub use http::{self, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};

@@ -1,0 +1,449 @@
+//! The connection pool, told as the story of a lease.
+//!
+//! 1. **Checkout.** [`Pool::checkout`] finds the origin's [`Host`], takes the
+//!    most recently used idle connection that is still alive (not expired,
+//!    not closed by the server, no unsolicited bytes), or dials a new one if
+//!    the origin is below its connection cap, or waits in a FIFO queue.
+//! 2. **Use.** The caller gets a [`Lease`]: the connection plus the slot it
+//!    occupies. The lease moves into the response body.
+//! 3. **Release or close.** Only [`Lease::release`], called by the body
+//!    reader at the clean end of a reusable exchange, puts the connection
+//!    back (or hands it straight to the first waiter). Dropping a lease in
+//!    any other state closes the socket and passes its slot on.
+//!
+//! There is no background task: idle connections expire lazily, when a
+//! checkout or a release next looks at them.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::conn::Conn;
+use crate::error::Result;
+
+/// How often, at most, a checkout sweeps all origins for expired idle
+/// connections and forgotten hosts.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Pool limits, fixed when the client is built.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolConfig {
+    pub max_per_host: usize,
+    pub max_idle_per_host: usize,
+    pub idle_timeout: Duration,
+}
+
+/// A snapshot of the pool's counters, from [`Client::pool_stats`](crate::Client::pool_stats).
+///
+/// ```
+/// let stats = smolreq::Client::new().pool_stats();
+/// assert_eq!(stats.opened, 0);
+/// assert_eq!(stats.leased, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Connections dialed since the client was built.
+    pub opened: u64,
+    /// Requests served on an idle connection taken from the pool.
+    pub reused: u64,
+    /// Connections idle in the pool now.
+    pub idle: usize,
+    /// Connections lent out now (a request or a response body holds them).
+    pub leased: usize,
+    /// Requests sent a second time after a reused connection failed before
+    /// any response byte arrived.
+    pub retried: u64,
+    /// Connections closed instead of pooled: expired, closed by the server,
+    /// unsolicited bytes, a body not read to its end, an error, or no room.
+    pub discarded: u64,
+}
+
+/// The origin a connection talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OriginRef<'a> {
+    pub tls: bool,
+    pub host: &'a str,
+    pub port: u16,
+}
+
+/// All pooled connections of one client (and its clones).
+#[derive(Debug)]
+pub(crate) struct Pool {
+    config: PoolConfig,
+    hosts: Mutex<Hosts>,
+    opened: AtomicU64,
+    reused: AtomicU64,
+    retried: AtomicU64,
+    discarded: AtomicU64,
+    idle: AtomicUsize,
+    leased: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Hosts {
+    list: Vec<Arc<Host>>,
+    next_sweep: Instant,
+}
+
+/// The connections of one origin.
+#[derive(Debug)]
+pub(crate) struct Host {
+    tls: bool,
+    name: Box<str>,
+    port: u16,
+    state: Mutex<HostState>,
+}
+
+#[derive(Debug, Default)]
+struct HostState {
+    /// Idle connections, most recently used last.
+    idle: Vec<Idle>,
+    /// Slots taken: connections lent out, being dialed, or granted to a
+    /// waiter that has not picked its grant up yet.
+    active: usize,
+    /// Checkouts waiting for a slot, first come first served.
+    waiters: VecDeque<Waiter>,
+    next_waiter: u64,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: Conn,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    waker: Option<Waker>,
+    grant: Option<Grant>,
+}
+
+/// What a waiter is handed when its turn comes.
+#[derive(Debug)]
+enum Grant {
+    /// A slot: the waiter may dial a new connection.
+    Slot,
+    /// A connection just released by a finished response.
+    Conn(Idle),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The pool never panics while holding a lock; if a caller's panic
+    // poisoned it anyway, the state is still consistent.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Pool {
+    pub(crate) fn new(config: PoolConfig) -> Pool {
+        Pool {
+            config,
+            hosts: Mutex::new(Hosts { list: Vec::new(), next_sweep: Instant::now() + SWEEP_INTERVAL }),
+            opened: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            discarded: AtomicU64::new(0),
+            idle: AtomicUsize::new(0),
+            leased: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        PoolStats {
+            opened: self.opened.load(Relaxed),
+            reused: self.reused.load(Relaxed),
+            idle: self.idle.load(Relaxed),
+            leased: self.leased.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            discarded: self.discarded.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn count_retry(&self) {
+        self.retried.fetch_add(1, Relaxed);
+    }
+
+    /// Lends out a connection to `origin`: a live idle one (unless `fresh`),
+    /// or a new one from `dial` once a slot is free.
+    ///
+    /// Cancel-safe: dropping the returned future at any point frees whatever
+    /// slot it held and hands on whatever it was granted.
+    pub(crate) async fn checkout<D, F>(self: &Arc<Self>, origin: OriginRef<'_>, fresh: bool, dial: D) -> Result<Lease>
+    where
+        D: FnOnce() -> F,
+        F: Future<Output = Result<crate::transport::Stream>>,
+    {
+        let host = self.host(origin);
+        let turn = {
+            let mut state = lock(&host.state);
+            if !fresh && let Some(idle) = self.take_idle(&mut state) {
+                state.active += 1;
+                drop(state);
+                return Ok(self.lease(host, idle.conn, true));
+            }
+            if fresh && state.waiters.is_empty() && state.active < self.config.max_per_host && !state.idle.is_empty() {
+                // A fresh connection is wanted and idle ones fill the cap:
+                // close the oldest to make room.
+                self.discard_idle(state.idle.remove(0));
+            }
+            if state.waiters.is_empty() && state.active + state.idle.len() < self.config.max_per_host {
+                state.active += 1;
+                None
+            } else {
+                let id = state.next_waiter;
+                state.next_waiter += 1;
+                state.waiters.push_back(Waiter { id, waker: None, grant: None });
+                Some(id)
+            }
+        };
+        let mut slot = SlotGuard { pool: self, host: &host, armed: true };
+        if let Some(id) = turn {
+            match (WaitTurn { pool: self, host: &host, id, finished: false }).await {
+                Grant::Conn(idle) if !fresh && self.is_alive(&idle) => {
+                    slot.armed = false;
+                    return Ok(self.lease(host.clone(), idle.conn, true));
+                }
+                Grant::Conn(idle) => self.discard_idle(idle),
+                Grant::Slot => {}
+            }
+        }
+        let stream = dial().await?;
+        slot.armed = false;
+        self.opened.fetch_add(1, Relaxed);
+        Ok(self.lease(host.clone(), Conn::new(stream), false))
+    }
+
+    fn lease(self: &Arc<Self>, host: Arc<Host>, conn: Conn, reused: bool) -> Lease {
+        if reused {
+            self.reused.fetch_add(1, Relaxed);
+        }
+        self.leased.fetch_add(1, Relaxed);
+        Lease { pool: self.clone(), host, conn: Some(conn), reused }
+    }
+
+    /// Finds (or adds) the host entry of `origin`; now and then sweeps
+    /// expired idle connections and forgotten hosts of every origin.
+    fn host(&self, origin: OriginRef<'_>) -> Arc<Host> {
+        let mut hosts = lock(&self.hosts);
+        let now = Instant::now();
+        if now >= hosts.next_sweep {
+            hosts.next_sweep = now + SWEEP_INTERVAL;
+            hosts.list.retain(|host| {
+                let mut state = lock(&host.state);
+                self.expire_idle(&mut state, now);
+                let unused = state.idle.is_empty() && state.active == 0 && state.waiters.is_empty();
+                !(unused && Arc::strong_count(host) == 1)
+            });
+        }
+        // A linear scan: clients talk to few origins at once, and comparing
+        // a handful of short strings beats hashing one.
+        if let Some(host) =
+            hosts.list.iter().find(|h| h.tls == origin.tls && h.port == origin.port && *h.name == *origin.host)
+        {
+            return host.clone();
+        }
+        let host = Arc::new(Host {
+            tls: origin.tls,
+            name: origin.host.into(),
+            port: origin.port,
+            state: Mutex::new(HostState::default()),
+        });
+        hosts.list.push(host.clone());
+        host
+    }
+
+    /// Pops idle connections, newest first, until one is alive.
+    fn take_idle(&self, state: &mut HostState) -> Option<Idle> {
+        while let Some(idle) = state.idle.pop() {
+            self.idle.fetch_sub(1, Relaxed);
+            if self.is_alive(&idle) {
+                return Some(idle);
+            }
+            self.discarded.fetch_add(1, Relaxed);
+        }
+        None
+    }
+
+    fn is_alive(&self, idle: &Idle) -> bool {
+        Instant::now() < idle.expires && idle.conn.is_reusable_idle()
+    }
+
+    fn expire_idle(&self, state: &mut HostState, now: Instant) {
+        let before = state.idle.len();
+        state.idle.retain(|idle| idle.expires > now);
+        let expired = before - state.idle.len();
+        if expired > 0 {
+            self.idle.fetch_sub(expired, Relaxed);
+            self.discarded.fetch_add(expired as u64, Relaxed);
+        }
+    }
+
+    /// Closes a connection that was idle or granted, and counts it.
+    fn discard_idle(&self, idle: Idle) {
+        drop(idle);
+        self.discarded.fetch_add(1, Relaxed);
+    }
+
+    /// Frees one slot of `host`: the first waiter without a grant gets it,
+    /// or the slot count goes down.
+    fn free_slot(&self, state: &mut HostState) {
+        match state.waiters.iter_mut().find(|w| w.grant.is_none()) {
+            Some(waiter) => {
+                waiter.grant = Some(Grant::Slot);
+                if let Some(waker) = waiter.waker.take() {
+                    waker.wake();
+                }
+            }
+            None => state.active -= 1,
+        }
+    }
+
+    /// Returns a reusable connection: straight to the first waiter without
+    /// a grant, else to the idle list if there is room, else closes it.
+    fn return_conn(&self, state: &mut HostState, idle: Idle) {
+        if let Some(waiter) = state.waiters.iter_mut().find(|w| w.grant.is_none()) {
+            waiter.grant = Some(Grant::Conn(idle));
+            if let Some(waker) = waiter.waker.take() {
+                waker.wake();
+            }
+            return;
+        }
+        state.active -= 1;
+        self.expire_idle(state, Instant::now());
+        if state.idle.len() < self.config.max_idle_per_host {
+            state.idle.push(idle);
+            self.idle.fetch_add(1, Relaxed);
+        } else {
+            self.discard_idle(idle);
+        }
+    }
+}
+
+/// Holds a slot while a connection is dialed; frees it if the dial fails
+/// or the checkout is cancelled.
+struct SlotGuard<'a> {
+    pool: &'a Pool,
+    host: &'a Host,
+    armed: bool,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pool.free_slot(&mut lock(&self.host.state));
+        }
+    }
+}
+
+/// Waits for this checkout's turn in the host's FIFO queue.
+struct WaitTurn<'a> {
+    pool: &'a Pool,
+    host: &'a Host,
+    id: u64,
+    finished: bool,
+}
+
+impl Future for WaitTurn<'_> {
+    type Output = Grant;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Grant> {
+        let mut state = lock(&self.host.state);
+        let Some(pos) = state.waiters.iter().position(|w| w.id == self.id) else {
+            unreachable!("a waiter stays queued until it finishes");
+        };
+        if state.waiters[pos].grant.is_some() {
+            let grant = state.waiters.remove(pos).and_then(|w| w.grant);
+            drop(state);
+            self.finished = true;
+            return Poll::Ready(grant.unwrap_or(Grant::Slot));
+        }
+        let waiter = &mut state.waiters[pos];
+        match &waiter.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => waiter.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for WaitTurn<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Cancelled: leave the queue, and pass on anything already granted.
+        let mut state = lock(&self.host.state);
+        let Some(pos) = state.waiters.iter().position(|w| w.id == self.id) else { return };
+        match state.waiters.remove(pos).and_then(|w| w.grant) {
+            Some(Grant::Slot) => self.pool.free_slot(&mut state),
+            Some(Grant::Conn(idle)) => self.pool.return_conn(&mut state, idle),
+            None => {}
+        }
+    }
+}
+
+/// A connection lent out by the pool, and the slot it occupies.
+///
+/// The only way back to the pool is [`Lease::release`]; dropping a lease
+/// closes the connection and frees its slot.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pool: Arc<Pool>,
+    host: Arc<Host>,
+    conn: Option<Conn>,
+    reused: bool,
+}
+
+impl Lease {
+    /// The leased connection.
+    pub(crate) fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("a lease holds its connection until it ends")
+    }
+
+    /// True if the connection came from the idle list (it carried an
+    /// earlier exchange).
+    pub(crate) fn is_reused(&self) -> bool {
+        self.reused
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Returns the connection to the pool after a complete, reusable
+    /// exchange. `keep_alive` is the server's announced idle timeout.
+    ///
+    /// Called from exactly one place: the response body reader, at the
+    /// clean end of a body whose exchange allows reuse.
+    pub(crate) fn release(mut self, keep_alive: Option<Duration>) {
+        let Some(conn) = self.conn.take() else { return };
+        self.pool.leased.fetch_sub(1, Relaxed);
+        if conn.has_unread_bytes() {
+            // Bytes after the response: whatever they are, they must never
+            // be read as the next response.
+            drop(conn);
+            self.pool.discarded.fetch_add(1, Relaxed);
+            self.pool.free_slot(&mut lock(&self.host.state));
+            return;
+        }
+        let timeout = keep_alive.map_or(self.pool.config.idle_timeout, |ka| ka.min(self.pool.config.idle_timeout));
+        let idle = Idle { conn, expires: Instant::now() + timeout };
+        self.pool.return_conn(&mut lock(&self.host.state), idle);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+            self.pool.leased.fetch_sub(1, Relaxed);
+            self.pool.discarded.fetch_add(1, Relaxed);
+            self.pool.free_slot(&mut lock(&self.host.state));
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Which bytes after a response head belong to its body (RFC 9112 section
+//! 6.3), and whether the connection can carry another exchange afterwards.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap};
+use http::{Method, StatusCode, Version};
+
+use super::ProtoError;
+use super::head::ResponseHead;
+
+/// How the end of a response body is found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body at all (HEAD, 1xx, 204, 304).
+    Empty,
+    /// Exactly this many bytes follow the head.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// The body ends when the server closes the connection.
+    CloseDelimited,
+}
+
+/// The framing of a response body and whether the connection may be
+/// reused once that body has been read to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BodyPlan {
+    pub framing: Framing,
+    pub reusable: bool,
+}
+
+/// Decides the framing of a final (non-1xx) response to `method`.
+///
+/// `request_close` is true when the request itself asked for
+/// `Connection: close`.
+pub(crate) fn plan_body(method: &Method, head: &ResponseHead, request_close: bool) -> Result<BodyPlan, ProtoError> {
+    let headers = &head.headers;
+    let mut reusable = !request_close && keep_alive(head.version, headers);
+    let framing = if *method == Method::HEAD
+        || head.status.is_informational()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if headers.contains_key(header::TRANSFER_ENCODING) {
+        if head.version == Version::HTTP_10 {
+            // RFC 9112 section 6.1: Transfer-Encoding in an HTTP/1.0 message
+            // means the framing is faulty.
+            return Err(ProtoError::UnsupportedTransferEncoding);
+        }
+        transfer_coding_is_chunked(headers)?;
+        if headers.contains_key(header::CONTENT_LENGTH) {
+            // Chunked wins, but a message with both was made by someone the
+            // next exchange should not trust (RFC 9112 section 6.3 item 3).
+            content_length(headers)?;
+            reusable = false;
+        }
+        Framing::Chunked
+    } else if let Some(len) = content_length(headers)? {
+        if len == 0 { Framing::Empty } else { Framing::Length(len) }
+    } else {
+        reusable = false;
+        Framing::CloseDelimited
+    };
+    Ok(BodyPlan { framing, reusable })
+}
+
+/// HTTP/1.1 is persistent unless `Connection: close`; HTTP/1.0 only with
+/// `Connection: keep-alive`.
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| connection_has(headers, token);
+    match version {
+        Version::HTTP_11 => !has("close"),
+        Version::HTTP_10 => has("keep-alive") && !has("close"),
+        _ => false,
+    }
+}
+
+/// True if any `Connection` field lists `token` (case-insensitive).
+pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+}
+
+/// Accepts exactly one transfer coding, `chunked`, in one or more fields.
+fn transfer_coding_is_chunked(headers: &HeaderMap) -> Result<(), ProtoError> {
+    let mut codings = 0;
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        for coding in value.as_bytes().split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if coding.is_empty() {
+                continue;
+            }
+            if !coding.eq_ignore_ascii_case(b"chunked") {
+                return Err(ProtoError::UnsupportedTransferEncoding);
+            }
+            codings += 1;
+        }
+    }
+    if codings == 1 { Ok(()) } else { Err(ProtoError::UnsupportedTransferEncoding) }
+}
+
+/// The Content-Length, if present. Repeated identical values (in one field
+/// or several) are accepted as one; anything else malformed or conflicting
+/// is an error.
+pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ProtoError> {
+    let mut found: Option<u64> = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_decimal(part.trim_ascii()).ok_or(ProtoError::InvalidContentLength)?;
+            match found {
+                Some(prev) if prev != n => return Err(ProtoError::InvalidContentLength),
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Strict `1*DIGIT` into a u64: no sign, no space, no overflow.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 + 1 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// The server's `Keep-Alive: timeout=N`, if it sent one.
+pub(crate) fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("keep-alive")?.to_str().ok()?;
+    value.split(',').find_map(|param| {
+        let (name, secs) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        secs.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Limits;
+    use crate::proto::head::parse_response_head;
+
+    fn plan_for(method: Method, raw: &str) -> Result<BodyPlan, ProtoError> {
+        let (head, _) = parse_response_head(raw.as_bytes(), &Limits::default()).unwrap().unwrap();
+        plan_body(&method, &head, false)
+    }
+
+    fn plan(raw: &str) -> Result<BodyPlan, ProtoError> {
+        plan_for(Method::GET, raw)
+    }
+
+    #[test]
+    fn content_length_body() {
+        let p = plan("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n").unwrap();
+        assert_eq!(p, BodyPlan { framing: Framing::Length(12), reusable: true });
+    }
+
+    #[test]
+    fn zero_content_length_is_empty() {
+        assert_eq!(plan("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap().framing, Framing::Empty);
+    }
+
+    #[test]
+    fn head_response_has_no_body_despite_length() {
+        let p = plan_for(Method::HEAD, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n").unwrap();
+        assert_eq!(p, BodyPlan { framing: Framing::Empty, reusable: true });
+    }
+
+    #[test]
+    fn head_response_with_chunked_has_no_body() {
+        let p = plan_for(Method::HEAD, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert_eq!(p.framing, Framing::Empty);
+    }
+
+    #[test]
+    fn no_content_and_not_modified_have_no_body() {
+        for status in ["204 No Content", "304 Not Modified"] {
+            let p = plan(&format!("HTTP/1.1 {status}\r\nContent-Length: 10\r\n\r\n")).unwrap();
+            assert_eq!(p, BodyPlan { framing: Framing::Empty, reusable: true }, "{status}");
+        }
+    }
+
+    #[test]
+    fn chunked_body() {
+        let p = plan("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert_eq!(p, BodyPlan { framing: Framing::Chunked, reusable: true });
+        let p = plan("HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n").unwrap();
+        assert_eq!(p.framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn chunked_and_content_length_chunked_wins_not_reusable() {
+        let p = plan("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        assert_eq!(p, BodyPlan { framing: Framing::Chunked, reusable: false });
+    }
+
+    #[test]
+    fn chunked_and_malformed_content_length_is_error() {
+        assert!(plan("HTTP/1.1 200 OK\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn unknown_transfer_coding_is_error() {
+        assert_eq!(
+            plan("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err(),
+            ProtoError::UnsupportedTransferEncoding
+        );
+        assert!(plan("HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn chunked_twice_is_error() {
+        assert!(plan("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+        assert!(plan("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn transfer_encoding_in_http10_is_error() {
+        assert!(plan("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn close_delimited_without_length() {
+        let p = plan("HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        assert_eq!(p, BodyPlan { framing: Framing::CloseDelimited, reusable: false });
+    }
+
+    #[test]
+    fn connection_close_is_not_reusable() {
+        let p = plan("HTTP/1.1 200 OK\r\nConnection: Keep-Alive, CLOSE\r\nContent-Length: 1\r\n\r\n").unwrap();
+        assert!(!p.reusable);
+    }
+
+    #[test]
+    fn request_close_is_not_reusable() {
+        let (head, _) =
+            parse_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n", &Limits::default()).unwrap().unwrap();
+        assert!(!plan_body(&Method::GET, &head, true).unwrap().reusable);
+    }
+
+    #[test]
+    fn http10_needs_keep_alive_to_be_reused() {
+        assert!(!plan("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n").unwrap().reusable);
+        assert!(plan("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n").unwrap().reusable);
+        let p = plan("HTTP/1.0 200 OK\r\n\r\n").unwrap();
+        assert_eq!(p, BodyPlan { framing: Framing::CloseDelimited, reusable: false });
+    }
+
+    #[test]
+    fn conflicting_content_lengths_are_error() {
+        assert_eq!(
+            plan("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").unwrap_err(),
+            ProtoError::InvalidContentLength
+        );
+        assert!(plan("HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn identical_content_lengths_are_one() {
+        assert_eq!(
+            plan("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").unwrap().framing,
+            Framing::Length(5)
+        );
+        assert_eq!(plan("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n").unwrap().framing, Framing::Length(5));
+    }
+
+    #[test]
+    fn malformed_content_lengths_are_error() {
+        for bad in ["-1", "+5", "5a", "0x10", "", " ", "1 2", "99999999999999999999999", "5,", "1.0"] {
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(plan(&raw).unwrap_err(), ProtoError::InvalidContentLength, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn largest_content_length_is_accepted() {
+        let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", u64::MAX);
+        assert_eq!(plan(&raw).unwrap().framing, Framing::Length(u64::MAX));
+    }
+
+    #[test]
+    fn keep_alive_timeout_is_read() {
+        let (head, _) =
+            parse_response_head(b"HTTP/1.1 200 OK\r\nKeep-Alive: max=100, timeout=5\r\n\r\n", &Limits::default())
+                .unwrap()
+                .unwrap();
+        assert_eq!(keep_alive_timeout(&head.headers), Some(Duration::from_secs(5)));
+        let (head, _) =
+            parse_response_head(b"HTTP/1.1 200 OK\r\nKeep-Alive: bogus\r\n\r\n", &Limits::default()).unwrap().unwrap();
+        assert_eq!(keep_alive_timeout(&head.headers), None);
+    }
+}
