@@ -413,8 +413,10 @@ impl<'u> Target<'u> {
         let port = match authority.port_u16() {
             Some(0) => return Err(Error::new(ErrorKind::Url, "port 0 is not a valid destination")),
             Some(port) => port,
-            None if authority.as_str().ends_with(':') => {
-                return Err(Error::new(ErrorKind::Url, "URL has an empty port"));
+            // `Uri` keeps any text after the colon; `port_u16` is None when
+            // it is empty or not a number in 0-65535.
+            None if authority.as_str().len() > host.len() => {
+                return Err(Error::new(ErrorKind::Url, "URL has an invalid port"));
             }
             None => default_port,
         };
@@ -602,6 +604,9 @@ mod tests {
         assert_eq!(target("http://u:p@a/").unwrap_err().kind(), ErrorKind::Url);
         assert_eq!(target("http://a:0/").unwrap_err().kind(), ErrorKind::Url);
         assert_eq!(target("https://a/").unwrap_err().kind(), ErrorKind::Tls);
+        assert_eq!(target("http://a:/").unwrap_err().kind(), ErrorKind::Url);
+        assert_eq!(target("http://a:99999/").unwrap_err().kind(), ErrorKind::Url);
+        assert_eq!(target("http://a:x1/").unwrap_err().kind(), ErrorKind::Url);
     }
 
     #[test]
