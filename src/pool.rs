@@ -201,9 +201,14 @@ impl Pool {
                 Some(id)
             }
         };
-        let mut slot = SlotGuard { pool: self, host: &host, armed: true };
+        // The guard frees the slot if the dial fails or is cancelled. A
+        // waiter owns no slot until its grant arrives (until then, a
+        // cancelled `WaitTurn` cleans up after itself).
+        let mut slot = SlotGuard { pool: self, host: &host, armed: turn.is_none() };
         if let Some(id) = turn {
-            match (WaitTurn { pool: self, host: &host, id, finished: false }).await {
+            let grant = (WaitTurn { pool: self, host: &host, id, finished: false }).await;
+            slot.armed = true;
+            match grant {
                 Grant::Conn(idle) if !fresh && self.is_alive(&idle) => {
                     slot.armed = false;
                     return Ok(self.lease(host.clone(), idle.conn, true));
@@ -299,7 +304,7 @@ impl Pool {
                     waker.wake();
                 }
             }
-            None => state.active -= 1,
+            None => release_slot(state),
         }
     }
 
@@ -313,7 +318,7 @@ impl Pool {
             }
             return;
         }
-        state.active -= 1;
+        release_slot(state);
         self.expire_idle(state, Instant::now());
         if state.idle.len() < self.config.max_idle_per_host {
             state.idle.push(idle);
@@ -322,6 +327,12 @@ impl Pool {
             self.discard_idle(idle);
         }
     }
+}
+
+/// Gives a slot back to the host's free capacity.
+fn release_slot(state: &mut HostState) {
+    debug_assert!(state.active > 0, "a slot was freed twice");
+    state.active = state.active.saturating_sub(1);
 }
 
 /// Holds a slot while a connection is dialed; frees it if the dial fails
