@@ -2,21 +2,22 @@
 //! deadlines.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_lite::AsyncReadExt;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, StatusCode, Uri};
 
+use crate::builder::{ClientBuilder, Config};
 use crate::conn::BodyDecoder;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::{OriginRef, Pool, PoolConfig, PoolStats};
-use crate::proto::Limits;
+use crate::pool::{OriginRef, Pool, PoolStats};
 use crate::proto::chunked::{CHUNK_END, LAST_CHUNK, encode_chunk_header};
 use crate::proto::framing::{connection_has, keep_alive_timeout, plan_body};
 use crate::proto::head::{RequestFraming, RequestHead, encode_request_head};
 use crate::request::{RequestBody, RequestBuilder};
 use crate::response::{Body, Response};
+use crate::transport::Destination;
 use crate::util::{earliest, with_deadline};
 use crate::{redirect, transport};
 
@@ -26,8 +27,6 @@ const COALESCE_BODY: usize = 16 * 1024;
 /// A redirect response body up to this size is read and discarded so its
 /// connection can be reused.
 const DRAIN_REDIRECT_BODY: u64 = 64 * 1024;
-
-const USER_AGENT: &str = concat!("smolreq/", env!("CARGO_PKG_VERSION"));
 
 /// An HTTP/1.1 client with a connection pool.
 ///
@@ -54,16 +53,6 @@ struct Inner {
     pool: Arc<Pool>,
 }
 
-#[derive(Clone, Debug)]
-struct Config {
-    limits: Limits,
-    connect_timeout: Option<Duration>,
-    timeout: Option<Duration>,
-    max_redirects: usize,
-    follow_redirects: bool,
-    user_agent: String,
-}
-
 impl Default for Client {
     fn default() -> Self {
         Client::new()
@@ -74,6 +63,10 @@ impl Client {
     /// A client with the default configuration (see [`ClientBuilder`]).
     pub fn new() -> Client {
         ClientBuilder::new().build().unwrap_or_else(|_| unreachable!("the default configuration is valid"))
+    }
+
+    pub(crate) fn from_parts(config: Config, pool: Pool) -> Client {
+        Client { inner: Arc::new(Inner { config, pool: Arc::new(pool) }) }
     }
 
     /// Starts configuring a client.
@@ -242,7 +235,10 @@ impl Client {
             let mut lease = self
                 .inner
                 .pool
-                .checkout(origin, fresh, || transport::dial(target.host, target.port, dial_deadline))
+                .checkout(origin, fresh, || {
+                    let dest = Destination { tls: target.tls, host: target.host.to_owned(), port: target.port };
+                    transport::connect(config.connector.as_ref(), dest, dial_deadline)
+                })
                 .await?;
             let head = RequestHead {
                 method,
@@ -440,147 +436,10 @@ fn same_origin(a: &Uri, b: &Uri) -> bool {
         && port(a) == port(b)
 }
 
-/// Configures and builds a [`Client`].
-///
-/// ```
-/// use std::time::Duration;
-/// let client = smolreq::Client::builder()
-///     .max_connections_per_host(32)
-///     .max_idle_per_host(8)
-///     .idle_timeout(Duration::from_secs(90))
-///     .connect_timeout(Duration::from_secs(10))
-///     .timeout(Duration::from_secs(30))
-///     .max_redirects(10)
-///     .build()?;
-/// # Ok::<(), smolreq::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-#[must_use]
-pub struct ClientBuilder {
-    config: Config,
-    pool: PoolConfig,
-}
-
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        ClientBuilder::new()
-    }
-}
-
-impl ClientBuilder {
-    /// The defaults: 32 connections and 8 idle per host, 90 s idle timeout,
-    /// no connect or request timeout, 10 redirects, and the limits of
-    /// [`max_response_head_size`](Self::max_response_head_size) and friends.
-    pub fn new() -> ClientBuilder {
-        ClientBuilder {
-            config: Config {
-                limits: Limits::default(),
-                connect_timeout: None,
-                timeout: None,
-                max_redirects: 10,
-                follow_redirects: true,
-                user_agent: USER_AGENT.to_owned(),
-            },
-            pool: PoolConfig { max_per_host: 32, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) },
-        }
-    }
-
-    /// Most connections open to one origin at once (default 32). More
-    /// requests wait, first come first served.
-    pub fn max_connections_per_host(mut self, max: usize) -> Self {
-        self.pool.max_per_host = max;
-        self
-    }
-
-    /// Most idle connections kept per origin (default 8); 0 disables reuse.
-    pub fn max_idle_per_host(mut self, max: usize) -> Self {
-        self.pool.max_idle_per_host = max;
-        self
-    }
-
-    /// How long an idle connection is kept (default 90 s). A server's
-    /// `Keep-Alive: timeout=N` shortens it for that connection.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.pool.idle_timeout = timeout;
-        self
-    }
-
-    /// Deadline for establishing a connection (default none).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// Deadline for a whole request, from sending it to the end of its body
-    /// (default none). [`RequestBuilder::timeout`] overrides it.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.timeout = Some(timeout);
-        self
-    }
-
-    /// Most redirects followed for one request (default 10).
-    pub fn max_redirects(mut self, max: usize) -> Self {
-        self.config.max_redirects = max;
-        self
-    }
-
-    /// Whether redirects are followed at all (default true).
-    pub fn redirect(mut self, follow: bool) -> Self {
-        self.config.follow_redirects = follow;
-        self
-    }
-
-    /// The User-Agent sent when a request sets none (default `smolreq/VERSION`).
-    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.config.user_agent = user_agent.into();
-        self
-    }
-
-    /// Largest response head accepted, in bytes (default 64 KiB).
-    pub fn max_response_head_size(mut self, max: usize) -> Self {
-        self.config.limits.max_head_size = max;
-        self
-    }
-
-    /// Most header fields accepted in a response head (default 100).
-    pub fn max_headers(mut self, max: usize) -> Self {
-        self.config.limits.max_headers = max;
-        self
-    }
-
-    /// Longest chunk-size line, extensions included (default 4 KiB).
-    pub fn max_chunk_line_size(mut self, max: usize) -> Self {
-        self.config.limits.max_chunk_line = max;
-        self
-    }
-
-    /// Largest trailer section of a chunked response (default 16 KiB).
-    pub fn max_trailer_size(mut self, max: usize) -> Self {
-        self.config.limits.max_trailer_size = max;
-        self
-    }
-
-    /// Builds the client. Fails if a limit is zero where that makes no
-    /// sense, or the User-Agent is not a valid header value.
-    pub fn build(self) -> Result<Client> {
-        let invalid = |what| Err(Error::new(ErrorKind::Request, what));
-        if self.pool.max_per_host == 0 {
-            return invalid("max_connections_per_host must be at least 1");
-        }
-        let limits = &self.config.limits;
-        if limits.max_head_size < 16 || limits.max_headers == 0 || limits.max_chunk_line < 3 {
-            return invalid("response limits are too small to read any response");
-        }
-        if HeaderValue::from_str(&self.config.user_agent).is_err() {
-            return invalid("user agent is not a valid header value");
-        }
-        Ok(Client { inner: Arc::new(Inner { config: self.config, pool: Arc::new(Pool::new(self.pool)) }) })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn target(url: &str) -> Result<(bool, String, u16, String, String)> {
         let uri: Uri = url.parse().unwrap();

@@ -96,7 +96,7 @@ impl Conn {
 
     /// Checks an idle connection before reuse: nothing buffered, and the
     /// socket neither closed nor holding unsolicited bytes.
-    pub(crate) fn is_reusable_idle(&self) -> bool {
+    pub(crate) fn is_reusable_idle(&mut self) -> bool {
         !self.has_unread_bytes() && self.stream.is_reusable_idle()
     }
 

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod builder;
 mod client;
 mod conn;
 mod error;
@@ -41,10 +42,12 @@ mod response;
 mod transport;
 mod util;
 
-pub use client::{Client, ClientBuilder};
+pub use builder::ClientBuilder;
+pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use pool::PoolStats;
 pub use request::RequestBuilder;
 pub use response::{Body, Response};
+pub use transport::{Destination, Io};
 
 pub use http::{self, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};

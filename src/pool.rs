@@ -208,13 +208,12 @@ impl Pool {
         if let Some(id) = turn {
             let grant = (WaitTurn { pool: self, host: &host, id, finished: false }).await;
             slot.armed = true;
-            match grant {
-                Grant::Conn(idle) if !fresh && self.is_alive(&idle) => {
+            if let Grant::Conn(mut idle) = grant {
+                if !fresh && self.is_alive(&mut idle) {
                     slot.armed = false;
                     return Ok(self.lease(host.clone(), idle.conn, true));
                 }
-                Grant::Conn(idle) => self.discard_idle(idle),
-                Grant::Slot => {}
+                self.discard_idle(idle);
             }
         }
         let stream = dial().await?;
@@ -264,9 +263,9 @@ impl Pool {
 
     /// Pops idle connections, newest first, until one is alive.
     fn take_idle(&self, state: &mut HostState) -> Option<Idle> {
-        while let Some(idle) = state.idle.pop() {
+        while let Some(mut idle) = state.idle.pop() {
             self.idle.fetch_sub(1, Relaxed);
-            if self.is_alive(&idle) {
+            if self.is_alive(&mut idle) {
                 return Some(idle);
             }
             self.discarded.fetch_add(1, Relaxed);
@@ -274,7 +273,7 @@ impl Pool {
         None
     }
 
-    fn is_alive(&self, idle: &Idle) -> bool {
+    fn is_alive(&self, idle: &mut Idle) -> bool {
         Instant::now() < idle.expires && idle.conn.is_reusable_idle()
     }
 

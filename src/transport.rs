@@ -2,12 +2,18 @@
 //! and the stream type every connection runs over.
 //!
 //! [`Stream`] is an enum, not a trait object, so the hot path of reading
-//! and writing is a direct call.
+//! and writing plain TCP is a direct call. A custom connector (see
+//! [`ClientBuilder::connector`](crate::ClientBuilder::connector)) is the one
+//! boxed variant: it lets the whole client run over any byte stream, such as
+//! an in-memory transport in tests and fuzzing, or a Unix socket.
 
+use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use async_io::Async;
@@ -16,30 +22,123 @@ use futures_io::{AsyncRead, AsyncWrite};
 use crate::error::{Error, ErrorKind, Result};
 use crate::util::with_deadline;
 
+/// A byte stream HTTP/1.1 can run over: what a custom connector returns.
+///
+/// Implemented for every `AsyncRead + AsyncWrite + Send + Unpin` type.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Where a custom connector should connect to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub(crate) tls: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+impl Destination {
+    /// The host name or IP literal of the URL (IPv6 in brackets).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, explicit or the scheme's default.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// True for an `https://` URL.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<Box<dyn Io>>> + Send>>;
+
+/// A user-supplied way to open connections, replacing TCP.
+#[derive(Clone)]
+pub(crate) struct Connector(Arc<dyn Fn(Destination) -> ConnectFuture + Send + Sync>);
+
+impl Connector {
+    pub(crate) fn new<F, Fut, S>(connect: F) -> Connector
+    where
+        F: Fn(Destination) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = io::Result<S>> + Send + 'static,
+        S: Io,
+    {
+        Connector(Arc::new(move |dest| {
+            let fut = connect(dest);
+            Box::pin(async move { fut.await.map(|s| Box::new(s) as Box<dyn Io>) })
+        }))
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Connector(..)")
+    }
+}
+
 /// A connected byte stream to one origin.
-#[derive(Debug)]
 pub(crate) enum Stream {
     /// Plain TCP.
     Tcp(Async<TcpStream>),
+    /// A stream from a custom connector.
+    Custom(Box<dyn Io>),
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stream::Tcp(tcp) => f.debug_tuple("Tcp").field(tcp.get_ref()).finish(),
+            Stream::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
 }
 
 impl Stream {
     /// Checks, without blocking, whether an idle connection can carry a new
     /// request: the server must not have closed it (EOF), reset it, or sent
     /// bytes nobody asked for.
-    pub(crate) fn is_reusable_idle(&self) -> bool {
+    pub(crate) fn is_reusable_idle(&mut self) -> bool {
         match self {
             Stream::Tcp(tcp) => {
                 let mut byte = [0u8; 1];
                 matches!(tcp.get_ref().peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
+            // Any stream: poll one read without waiting. Pending means
+            // nothing happened; data, EOF or an error means do not reuse
+            // (a consumed byte does not matter, the stream is discarded).
+            Stream::Custom(io) => {
+                let mut byte = [0u8; 1];
+                let mut cx = Context::from_waker(Waker::noop());
+                Pin::new(io).poll_read(&mut cx, &mut byte).is_pending()
+            }
         }
+    }
+}
+
+/// Opens a connection with `connector`, or over TCP when there is none,
+/// within `deadline` when one is given.
+pub(crate) async fn connect(
+    connector: Option<&Connector>,
+    dest: Destination,
+    deadline: Option<Instant>,
+) -> Result<Stream> {
+    match connector {
+        None => dial(&dest.host, dest.port, deadline).await,
+        Some(Connector(connect)) => with_deadline(deadline, async {
+            connect(dest).await.map(Stream::Custom).map_err(|e| Error::with_source(ErrorKind::Connect, e))
+        })
+        .await
+        .map_err(|e| if e.is_timeout() { Error::new(ErrorKind::Timeout, "connect timed out") } else { e }),
     }
 }
 
 /// Opens a TCP connection to `host:port`, trying each resolved address in
 /// turn, within `deadline` when one is given.
-pub(crate) async fn dial(host: &str, port: u16, deadline: Option<Instant>) -> Result<Stream> {
+async fn dial(host: &str, port: u16, deadline: Option<Instant>) -> Result<Stream> {
     with_deadline(deadline, async {
         let addrs = resolve(host, port).await?;
         let mut last_err = None;
@@ -76,6 +175,7 @@ impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Custom(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
 }
@@ -84,6 +184,7 @@ impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Custom(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
 
@@ -94,18 +195,21 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Stream::Custom(io) => Pin::new(io).poll_write_vectored(cx, bufs),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Custom(io) => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_close(cx),
+            Stream::Custom(io) => Pin::new(io).poll_close(cx),
         }
     }
 }
