@@ -80,7 +80,6 @@ pub(crate) struct Pool {
     reused: AtomicU64,
     retried: AtomicU64,
     discarded: AtomicU64,
-    idle: AtomicUsize,
     leased: AtomicUsize,
 }
 
@@ -148,7 +147,6 @@ impl Pool {
             reused: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
-            idle: AtomicUsize::new(0),
             leased: AtomicUsize::new(0),
         }
     }
@@ -157,7 +155,7 @@ impl Pool {
         PoolStats {
             opened: self.opened.load(Relaxed),
             reused: self.reused.load(Relaxed),
-            idle: self.idle.load(Relaxed),
+            idle: lock(&self.hosts).list.iter().map(|host| lock(&host.state).idle.len()).sum(),
             leased: self.leased.load(Relaxed),
             retried: self.retried.load(Relaxed),
             discarded: self.discarded.load(Relaxed),
@@ -264,7 +262,6 @@ impl Pool {
     /// Pops idle connections, newest first, until one is alive.
     fn take_idle(&self, state: &mut HostState) -> Option<Idle> {
         while let Some(mut idle) = state.idle.pop() {
-            self.idle.fetch_sub(1, Relaxed);
             if self.is_alive(&mut idle) {
                 return Some(idle);
             }
@@ -282,7 +279,6 @@ impl Pool {
         state.idle.retain(|idle| idle.expires > now);
         let expired = before - state.idle.len();
         if expired > 0 {
-            self.idle.fetch_sub(expired, Relaxed);
             self.discarded.fetch_add(expired as u64, Relaxed);
         }
     }
@@ -321,7 +317,6 @@ impl Pool {
         self.expire_idle(state, Instant::now());
         if state.idle.len() < self.config.max_idle_per_host {
             state.idle.push(idle);
-            self.idle.fetch_add(1, Relaxed);
         } else {
             self.discard_idle(idle);
         }
