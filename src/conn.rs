@@ -10,19 +10,20 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::{Buf, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::future::poll_fn;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::framing::Framing;
-use crate::proto::head::{ResponseHead, may_be_complete, parse_response_head};
+use crate::proto::head::{ResponseHead, build_response_head, may_be_complete, response_head_len};
 use crate::proto::{Limits, ProtoError};
 use crate::transport::Stream;
 
-/// Initial size of a connection's read buffer. It grows only while a
-/// response head does not fit, up to the head size limit.
-const INITIAL_BUFFER: usize = 8 * 1024;
+/// How many bytes one read asks the stream for. The buffer grows beyond
+/// this only while a response head does not fit, up to the head limit.
+const READ_SIZE: usize = 8 * 1024;
 
 /// At most this many interim (1xx) responses are skipped before one final
 /// response; a server that sends more is broken or hostile.
@@ -32,10 +33,10 @@ const MAX_INTERIM_RESPONSES: usize = 32;
 #[derive(Debug)]
 pub(crate) struct Conn {
     stream: Stream,
-    /// Read buffer; `buf[start..end]` holds bytes received but not consumed.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// Bytes received but not consumed yet. A response head is split off
+    /// the front and frozen, so its header values share this allocation;
+    /// once the caller drops them the buffer is reclaimed in place.
+    buf: BytesMut,
     /// Reusable buffer for the request head (and small bodies).
     pub(crate) write_buf: Vec<u8>,
     /// Whether any byte of the current exchange's response has arrived.
@@ -74,7 +75,7 @@ impl BodyDecoder {
 
 impl Conn {
     pub(crate) fn new(stream: Stream) -> Conn {
-        Conn { stream, buf: vec![0; INITIAL_BUFFER], start: 0, end: 0, write_buf: Vec::new(), received_any: false }
+        Conn { stream, buf: BytesMut::new(), write_buf: Vec::new(), received_any: false }
     }
 
     /// Starts a new exchange on this connection.
@@ -91,7 +92,7 @@ impl Conn {
 
     /// True if bytes beyond the consumed response are sitting in the buffer.
     pub(crate) fn has_unread_bytes(&self) -> bool {
-        self.start < self.end
+        !self.buf.is_empty()
     }
 
     /// Checks an idle connection before reuse: nothing buffered, and the
@@ -130,22 +131,20 @@ impl Conn {
         let mut scanned = 0;
         let mut status_line_checked = false;
         loop {
-            let available = &self.buf[self.start..self.end];
+            let available = &self.buf[..];
             // Parse when a blank line may have arrived, and once when the
             // status line is complete so garbage is rejected early.
             let first_line_done = !status_line_checked && available.contains(&b'\n');
             if first_line_done || may_be_complete(available, scanned) {
                 status_line_checked = true;
-                if let Some((head, len)) = parse_response_head(available, limits)? {
-                    self.start += len;
-                    return Ok(head);
+                if let Some(len) = response_head_len(available, limits)? {
+                    return Ok(build_response_head(self.buf.split_to(len).freeze(), limits)?);
                 }
             }
             scanned = available.len();
             if available.len() > limits.max_head_size {
                 return Err(ProtoError::HeadTooLarge(limits.max_head_size).into());
             }
-            self.make_room(limits.max_head_size + 1);
             let n = poll_fn(|cx| self.poll_fill(cx)).await.map_err(Error::io)?;
             if n == 0 {
                 return Err(if self.received_any {
@@ -157,30 +156,21 @@ impl Conn {
         }
     }
 
-    /// Moves unread bytes to the front, and grows the buffer (up to `max`)
-    /// when it is full of unread bytes.
-    fn make_room(&mut self, max: usize) {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.buf.len() && self.buf.len() < max {
-            let new_len = (self.buf.len() * 2).min(max);
-            self.buf.resize(new_len, 0);
-        }
-    }
-
-    /// Reads once into the free end of the buffer.
+    /// Reads once, appending to the buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            self.make_room(self.buf.len());
-        }
-        let n = ready!(Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[self.end..]))?;
-        self.end += n;
+        let len = self.buf.len();
+        // Reading needs initialized memory (no unsafe here): zero the
+        // spare room, then keep only what the read filled.
+        self.buf.resize(len + READ_SIZE, 0);
+        let read = Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[len..]);
+        let n = match read {
+            Poll::Ready(Ok(n)) => n,
+            other => {
+                self.buf.truncate(len);
+                return other;
+            }
+        };
+        self.buf.truncate(len + n);
         if n > 0 {
             self.received_any = true;
         }
@@ -189,9 +179,9 @@ impl Conn {
 
     /// Copies buffered bytes into `out`, at most `limit` of them.
     fn take_buffered(&mut self, out: &mut [u8], limit: usize) -> usize {
-        let n = (self.end - self.start).min(out.len()).min(limit);
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
+        let n = self.buf.len().min(out.len()).min(limit);
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf.advance(n);
         n
     }
 
@@ -213,7 +203,7 @@ impl Conn {
                     let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(out.len());
                     let n = if self.has_unread_bytes() {
                         self.take_buffered(out, want)
-                    } else if want >= self.buf.len() {
+                    } else if want >= READ_SIZE {
                         // Large reads go straight into the caller's buffer.
                         let n =
                             ready!(Pin::new(&mut self.stream).poll_read(cx, &mut out[..want])).map_err(Error::io)?;
@@ -235,13 +225,13 @@ impl Conn {
                 }
                 BodyDecoder::Chunked(chunked) => {
                     if self.has_unread_bytes() {
-                        let (consumed, written) = chunked.decode(&self.buf[self.start..self.end], out)?;
-                        self.start += consumed;
+                        let (consumed, written) = chunked.decode(&self.buf, out)?;
+                        self.buf.advance(consumed);
                         if written > 0 && !chunked.is_done() && self.has_unread_bytes() {
                             // Absorb framing that follows the data (often the
                             // last chunk), so completion is noticed now.
-                            let (framing, _) = chunked.decode(&self.buf[self.start..self.end], &mut [])?;
-                            self.start += framing;
+                            let (framing, _) = chunked.decode(&self.buf, &mut [])?;
+                            self.buf.advance(framing);
                         }
                         if chunked.is_done() {
                             *decoder = BodyDecoder::Done;

@@ -160,26 +160,78 @@ pub(crate) fn may_be_complete(buf: &[u8], from: usize) -> bool {
     tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
 }
 
-/// Parses a response head from the start of `buf`.
+/// Parses a response head from the start of `buf`, copying it.
 ///
 /// Returns `Ok(None)` when more bytes are needed, or the head and its
-/// length in bytes. Enforces the head size and field count limits.
+/// length in bytes. Enforces the head size and field count limits. The
+/// connection uses [`response_head_len`] and [`build_response_head`]
+/// instead, to share its read buffer rather than copy.
+#[allow(dead_code)] // used by unit tests and the fuzz targets
 pub(crate) fn parse_response_head(buf: &[u8], limits: &Limits) -> Result<Option<(ResponseHead, usize)>, ProtoError> {
-    if limits.max_headers <= STACK_HEADERS {
-        let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        parse_into(buf, limits, &mut slots[..limits.max_headers])
-    } else {
-        let mut slots = Vec::with_capacity(limits.max_headers);
-        slots.resize_with(limits.max_headers, MaybeUninit::uninit);
-        parse_into(buf, limits, &mut slots)
+    match response_head_len(buf, limits)? {
+        None => Ok(None),
+        Some(len) => Ok(Some((build_response_head(Bytes::copy_from_slice(&buf[..len]), limits)?, len))),
     }
 }
 
-fn parse_into<'b>(
+/// Checks whether `buf` starts with a complete, valid response head and
+/// returns its length; `Ok(None)` when more bytes are needed.
+pub(crate) fn response_head_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtoError> {
+    with_parsed(buf, limits, |_, len| Ok(len))
+}
+
+/// Builds the head from `head`, a complete head as measured by
+/// [`response_head_len`]. Header values and the reason phrase are slices
+/// of `head`: no copy, no allocation per field.
+pub(crate) fn build_response_head(head: Bytes, limits: &Limits) -> Result<ResponseHead, ProtoError> {
+    let built = with_parsed(&head, limits, |response, _| {
+        let version = if response.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
+        let status = response.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(ProtoError::InvalidStatus)?;
+        let reason = match response.reason {
+            Some(r) if !r.is_empty() => head.slice(range_in(&head, r.as_bytes())),
+            _ => Bytes::new(),
+        };
+        let mut headers = HeaderMap::with_capacity(response.headers.len());
+        for field in response.headers.iter() {
+            let name = HeaderName::from_bytes(field.name.as_bytes())
+                .map_err(|_| ProtoError::InvalidHead("invalid header name"))?;
+            let value = if field.value.contains(&b'\n') {
+                HeaderValue::from_bytes(&unfold(field.value))
+            } else {
+                HeaderValue::from_maybe_shared(head.slice(range_in(&head, field.value)))
+            }
+            .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
+            headers.append(name, value);
+        }
+        Ok(ResponseHead { version, status, reason, headers })
+    })?;
+    built.ok_or(ProtoError::InvalidHead("incomplete response head"))
+}
+
+/// Runs httparse over `buf` with header slots on the stack (or the heap
+/// for limits above [`STACK_HEADERS`]), checks the limits, version and
+/// status, and hands a complete head to `f` with its length.
+fn with_parsed<T>(
+    buf: &[u8],
+    limits: &Limits,
+    f: impl FnOnce(&httparse::Response<'_, '_>, usize) -> Result<T, ProtoError>,
+) -> Result<Option<T>, ProtoError> {
+    if limits.max_headers <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        parse_with(buf, limits, &mut slots[..limits.max_headers], f)
+    } else {
+        let mut slots = Vec::with_capacity(limits.max_headers);
+        slots.resize_with(limits.max_headers, MaybeUninit::uninit);
+        parse_with(buf, limits, &mut slots, f)
+    }
+}
+
+fn parse_with<'b, T>(
     buf: &'b [u8],
     limits: &Limits,
     slots: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<(ResponseHead, usize)>, ProtoError> {
+    f: impl FnOnce(&httparse::Response<'_, '_>, usize) -> Result<T, ProtoError>,
+) -> Result<Option<T>, ProtoError> {
     let mut response = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default()
         .allow_obsolete_multiline_headers_in_responses(true)
@@ -205,33 +257,14 @@ fn parse_into<'b>(
     if len > limits.max_head_size {
         return Err(ProtoError::HeadTooLarge(limits.max_head_size));
     }
-    let version = match response.version {
-        Some(0) => Version::HTTP_10,
-        Some(1) => Version::HTTP_11,
-        _ => return Err(ProtoError::InvalidHead("unsupported HTTP version")),
-    };
-    let code = response.code.ok_or(ProtoError::InvalidStatus)?;
-    let status = StatusCode::from_u16(code).map_err(|_| ProtoError::InvalidStatus)?;
-
-    // One copy of the head; header values and the reason are slices of it.
-    let shared = Bytes::copy_from_slice(&buf[..len]);
-    let reason = match response.reason {
-        Some(r) if !r.is_empty() => shared.slice(range_in(buf, r.as_bytes())),
-        _ => Bytes::new(),
-    };
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
-    for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| ProtoError::InvalidHead("invalid header name"))?;
-        let value = if field.value.contains(&b'\n') {
-            HeaderValue::from_bytes(&unfold(field.value))
-        } else {
-            HeaderValue::from_maybe_shared(shared.slice(range_in(buf, field.value)))
-        }
-        .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
-        headers.append(name, value);
+    if !matches!(response.version, Some(0 | 1)) {
+        return Err(ProtoError::InvalidHead("unsupported HTTP version"));
     }
-    Ok(Some((ResponseHead { version, status, reason, headers }, len)))
+    match response.code.map(StatusCode::from_u16) {
+        Some(Ok(_)) => {}
+        _ => return Err(ProtoError::InvalidStatus),
+    }
+    f(&response, len).map(Some)
 }
 
 /// The position of `part`, a subslice of `whole`, within `whole`.
