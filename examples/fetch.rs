@@ -87,21 +87,8 @@ async fn fetch_once(client: &Client, args: &Args, method: &Method, out: &mut imp
     }
     let mut response = request.send().await.map_err(|e| e.to_string())?;
     if args.include {
-        let mut head = format!("{:?} {}", response.version(), response.status().as_str());
-        if !response.reason().is_empty() {
-            head.push(' ');
-            head.push_str(response.reason());
-        }
-        head.push_str("\r\n");
-        let mut bytes = head.into_bytes();
-        for (name, value) in response.headers() {
-            bytes.extend_from_slice(name.as_str().as_bytes());
-            bytes.extend_from_slice(b": ");
-            bytes.extend_from_slice(value.as_bytes());
-            bytes.extend_from_slice(b"\r\n");
-        }
-        bytes.extend_from_slice(b"\r\n");
-        out.write_all(&bytes).map_err(|e| format!("writing output: {e}"))?;
+        // The head exactly as received, as curl -i prints it.
+        out.write_all(response.raw_head()).map_err(|e| format!("writing output: {e}"))?;
     }
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -263,7 +263,7 @@ impl Client {
                     let keep_alive = keep_alive_timeout(&head.headers);
                     let decoder = BodyDecoder::new(plan.framing, &config.limits);
                     let body = Body::new(lease, decoder, plan.reusable, keep_alive, deadline);
-                    return Ok(Response::new(head.status, head.version, head.reason, head.headers, url.clone(), body));
+                    return Ok(Response::new(head, url.clone(), body));
                 }
                 Err(err) => {
                     let before_response = !lease.conn().received_any();

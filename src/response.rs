@@ -17,6 +17,7 @@ use http::{StatusCode, Uri, Version};
 use crate::conn::BodyDecoder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::Lease;
+use crate::proto::head::ResponseHead;
 
 /// An HTTP response: status, headers, and a body still to be read.
 ///
@@ -35,20 +36,15 @@ pub struct Response {
     version: Version,
     reason: Bytes,
     headers: HeaderMap,
+    raw_head: Bytes,
     url: Uri,
     body: Body,
 }
 
 impl Response {
-    pub(crate) fn new(
-        status: StatusCode,
-        version: Version,
-        reason: Bytes,
-        headers: HeaderMap,
-        url: Uri,
-        body: Body,
-    ) -> Self {
-        Response { status, version, reason, headers, url, body }
+    pub(crate) fn new(head: ResponseHead, url: Uri, body: Body) -> Self {
+        let ResponseHead { version, status, reason, headers, raw } = head;
+        Response { status, version, reason, headers, raw_head: raw, url, body }
     }
 
     /// The status code.
@@ -70,6 +66,14 @@ impl Response {
     /// The header fields.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The response head exactly as the server sent it: status line, header
+    /// fields in their order and spelling, and the empty line. Interim 1xx
+    /// responses are not included. For logging and tools such as `curl -i`;
+    /// it shares memory with [`headers`](Self::headers), so it costs nothing.
+    pub fn raw_head(&self) -> &[u8] {
+        &self.raw_head
     }
 
     /// The URL this response came from (after redirects).

@@ -145,6 +145,8 @@ pub(crate) struct ResponseHead {
     /// The reason phrase as sent (may be empty).
     pub reason: Bytes,
     pub headers: HeaderMap,
+    /// The whole head as received: status line, fields, empty line.
+    pub raw: Bytes,
 }
 
 /// Number of header slots kept on the stack; larger limits use the heap.
@@ -203,7 +205,7 @@ pub(crate) fn build_response_head(head: Bytes, limits: &Limits) -> Result<Respon
             .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
             headers.append(name, value);
         }
-        Ok(ResponseHead { version, status, reason, headers })
+        Ok(ResponseHead { version, status, reason, headers, raw: head.clone() })
     })?;
     built.ok_or(ProtoError::InvalidHead("incomplete response head"))
 }
