@@ -16,15 +16,20 @@
 //! or the end of the connection (`mode=eof`), with the headers `x-id: {id}`
 //! and `x-checksum: {FNV-1a 64 of the body, hex}`; `close=1` adds
 //! `Connection: close`. `GET /stall` sleeps before answering. A connection
-//! that sits idle for [`SERVER_IDLE`] between requests is closed by the
-//! server, as real servers do, without telling the client.
+//! that sits idle for `SERVER_IDLE` between requests is closed by the
+//! server, as real servers do, without telling the client; every other
+//! connection is slow about it and, for `CLOSE_LAG` more, reads a request
+//! that arrives and closes without answering it (the race between a
+//! server's idle close and a client's reuse, made wide enough to hit).
 //!
 //! # The scenario
 //!
-//! [`TASKS`] tasks on a `smol::Executor`, driven on the main thread, each
-//! send [`REQUESTS_PER_TASK`] requests through clones of one client. What
-//! each request does is chosen pseudo-randomly but deterministically from
-//! its task and index:
+//! `TASKS` tasks on a `smol::Executor`, driven on the main thread, each
+//! send `REQUESTS_PER_TASK` requests through their clone of one client,
+//! whose cap of `MAX_CONNECTIONS` is a quarter of the number of tasks, so
+//! that checkouts sometimes wait their turn in the pool's queue (and now
+//! and then a timeout fires there). What each request does is chosen
+//! pseudo-randomly but deterministically from its task and index:
 //!
 //! - most read the whole body, which must verify: `x-id` is the id asked for
 //!   (anything else is a *desync*: a response read from the wrong exchange),
@@ -36,9 +41,13 @@
 //!   [`ErrorKind::Timeout`] (a deliberate cancellation);
 //! - ~5% send on a clone of the client, drop the clone while the body is
 //!   half read, then read the rest, which must succeed and verify;
-//! - some wait longer than the server's idle timeout first (a few alone,
-//!   and every task at a couple of common points), so pooled connections go
-//!   stale and the client must notice (probe) or retry safely.
+//! - ~3% first pause alone for longer than the server's idle timeout;
+//! - at a few moments (`LULLS`) every task, once its current request is
+//!   done, sends one more small keep-alive request and stops, so dozens of
+//!   pooled connections go idle together; all resume just after the
+//!   server's idle timeout, and the client must notice the connections the
+//!   server closed (probe) and retry, safely and on a fresh connection, the
+//!   requests the slow-closing connections dropped.
 //!
 //! At the end it prints a table and exits with status 1 if any request
 //! failed unexpectedly, any response was desynced or corrupt, or the pool
@@ -59,19 +68,29 @@ use smolreq::{Client, ErrorKind, Response};
 const TASKS: usize = 64;
 /// Requests each task sends, one after the other.
 const REQUESTS_PER_TASK: usize = 80;
-/// The client's cap on connections to the one origin.
-const MAX_CONNECTIONS: usize = 64;
+/// The client's cap on connections to the one origin: fewer than the tasks,
+/// so that checkouts sometimes wait in the pool's queue.
+const MAX_CONNECTIONS: usize = 16;
 /// How long the server keeps an idle keep-alive connection open.
 const SERVER_IDLE: Duration = Duration::from_millis(120);
+/// How long the server waits for the first request on a new connection,
+/// and for the rest of a request once its first line has come.
+const REQUEST_WAIT: Duration = Duration::from_secs(10);
+/// Every other connection closes this much later than its idle timeout,
+/// dropping any request that arrives in between.
+const CLOSE_LAG: Duration = Duration::from_millis(60);
 /// How long `/stall` waits before answering.
 const STALL: Duration = Duration::from_millis(400);
 /// The timeout of requests sent to `/stall`.
 const TINY_TIMEOUT: Duration = Duration::from_millis(25);
 /// Largest body served.
 const MAX_BODY: usize = 256 * 1024;
-/// Requests (by index within a task) before which every task pauses, so
-/// that most pooled connections go stale at once.
-const LULLS: [usize; 2] = [27, 54];
+/// Moments (after the start) when every task stops sending for about
+/// [`SERVER_IDLE`], so that the pooled connections go stale all at once, or
+/// are closed just as they are reused.
+const LULLS: [Duration; 3] = [Duration::from_millis(300), Duration::from_millis(650), Duration::from_millis(1000)];
+/// How long, at a lull, each task holds its last response before reading it.
+const LULL_HOLD: Duration = Duration::from_millis(20);
 /// If the demo has not finished by then, something hangs: say so and fail.
 const WATCHDOG: Duration = Duration::from_secs(60);
 
@@ -92,7 +111,7 @@ fn main() {
 
     let start = Instant::now();
     let ex = Executor::new();
-    let tasks: Vec<_> = (0..TASKS).map(|task| ex.spawn(run_task(client.clone(), base.clone(), task))).collect();
+    let tasks: Vec<_> = (0..TASKS).map(|task| ex.spawn(run_task(client.clone(), base.clone(), start, task))).collect();
     let tallies = smol::block_on(ex.run(async {
         let mut tallies = Vec::with_capacity(tasks.len());
         for task in tasks {
@@ -109,9 +128,10 @@ fn main() {
 
     let mut table = String::new();
     let mut row = |label: &str, value: String| {
-        let _ = writeln!(table, "  {label:<34} {value}");
+        let _ = writeln!(table, "  {label:<40} {value}");
     };
     row("requests", total.requests.to_string());
+    row("  of which sent as a lull begins", total.lull_requests.to_string());
     row("successes (verified bodies)", total.successes.to_string());
     row("  of which clone dropped mid-body", total.clone_drops.to_string());
     row("deliberate cancellations", cancelled.to_string());
@@ -123,11 +143,12 @@ fn main() {
     }
     row("desyncs (wrong x-id)", total.desyncs.to_string());
     row("corrupt bodies (bad checksum)", total.corrupt.to_string());
-    row("pauses past the server idle time", total.pauses.to_string());
+    row("lone pauses past the server idle time", total.pauses.to_string());
     row("connections opened", stats.opened.to_string());
     row("connections reused", stats.reused.to_string());
     row("retries", stats.retried.to_string());
     row("discarded", stats.discarded.to_string());
+    row("live at the end (opened - discarded)", (stats.opened - stats.discarded).to_string());
     row("idle at the end", stats.idle.to_string());
     row("leased at the end", stats.leased.to_string());
     row("body bytes verified", format!("{:.1} MiB", total.bytes as f64 / (1024.0 * 1024.0)));
@@ -160,7 +181,8 @@ enum Action {
     CloneDrop,
 }
 
-/// Everything about one request, derived from its task and index alone.
+/// Everything about one request, derived from its task and index alone
+/// (but for the lull requests, whose `held_until` is a moment).
 #[derive(Debug)]
 struct Plan {
     id: u64,
@@ -168,7 +190,13 @@ struct Plan {
     mode: &'static str,
     close: bool,
     action: Action,
+    /// If a lull begins before this request: how long to stop after the
+    /// held responses are read.
+    lull: Duration,
+    /// Pause this long (alone) before the request.
     pause: Option<Duration>,
+    /// Read the body only from then on.
+    held_until: Option<Instant>,
 }
 
 impl Plan {
@@ -195,9 +223,19 @@ impl Plan {
             _ => "eof",
         };
         let close = rng.below(100) < 10;
-        let lull = LULLS.contains(&index);
-        let pause = (lull || rng.below(100) < 3).then(|| Duration::from_millis(150 + rng.below(101)));
-        Plan { id, size, mode, close, action, pause }
+        let lull = SERVER_IDLE + Duration::from_millis(10) + jitter(&mut rng, 20);
+        let pause = (rng.below(100) < 3).then(|| Duration::from_millis(150) + jitter(&mut rng, 100));
+        Plan { id, size, mode, close, action, lull, pause, held_until: None }
+    }
+
+    /// The request a task sends when it notices a lull: a small body on a
+    /// connection kept alive, read to its end after `held_until`.
+    fn keep_alive(task: usize, index: usize, held_until: Instant) -> Plan {
+        let mut rng = Rng::new(!(((task as u64) << 32) | index as u64));
+        let id = rng.next() >> 16;
+        let size = rng.below(1024) as usize;
+        let (mode, close, action, lull, pause) = ("length", false, Action::Full, Duration::ZERO, None);
+        Plan { id, size, mode, close, action, lull, pause, held_until: Some(held_until) }
     }
 
     fn url(&self, base: &str) -> String {
@@ -222,6 +260,7 @@ struct Tally {
     desyncs: u64,
     corrupt: u64,
     pauses: u64,
+    lull_requests: u64,
     bytes: u64,
 }
 
@@ -238,12 +277,37 @@ impl Tally {
         self.desyncs += other.desyncs;
         self.corrupt += other.corrupt;
         self.pauses += other.pauses;
+        self.lull_requests += other.lull_requests;
         self.bytes += other.bytes;
         self
     }
 
-    fn fail(&mut self, what: String) {
-        *self.failures.entry(what).or_default() += 1;
+    /// Counts the outcome of one request.
+    fn record(&mut self, plan: &Plan, outcome: Result<u64, Failure>) {
+        self.requests += 1;
+        match outcome {
+            Ok(bytes) => match plan.action {
+                Action::Full | Action::CloneDrop => {
+                    self.successes += 1;
+                    self.bytes += bytes;
+                    self.clone_drops += u64::from(plan.action == Action::CloneDrop);
+                }
+                Action::HalfRead => self.half_read_drops += 1,
+                Action::Timeout => self.timeouts += 1,
+            },
+            Err(Failure::Desync { expected, got }) => {
+                eprintln!("desync: asked for id {expected}, got {got:?} ({plan:?})");
+                self.desyncs += 1;
+            }
+            Err(Failure::Corrupt { id }) => {
+                eprintln!("corrupt body for id {id} ({plan:?})");
+                self.corrupt += 1;
+            }
+            Err(Failure::Unexpected { kind, detail }) => {
+                eprintln!("unexpected failure: {detail} ({plan:?})");
+                *self.failures.entry(kind).or_default() += 1;
+            }
+        }
     }
 }
 
@@ -254,13 +318,20 @@ enum Failure {
     Desync { expected: u64, got: Option<u64> },
     /// The bytes received are not the bytes sent, or not the bytes meant.
     Corrupt { id: u64 },
-    /// An error, or an outcome the plan rules out.
-    Unexpected(String),
+    /// An error, or an outcome the plan rules out: what to count it as (the
+    /// error kind), and what to tell about it.
+    Unexpected { kind: String, detail: String },
+}
+
+impl Failure {
+    fn unexpected(what: &str) -> Failure {
+        Failure::Unexpected { kind: what.to_owned(), detail: what.to_owned() }
+    }
 }
 
 impl From<smolreq::Error> for Failure {
     fn from(err: smolreq::Error) -> Failure {
-        Failure::Unexpected(format!("{:?}", err.kind()))
+        Failure::Unexpected { kind: format!("{:?}", err.kind()), detail: err.to_string() }
     }
 }
 
@@ -268,43 +339,33 @@ impl From<io::Error> for Failure {
     /// A body read error carries the smolreq error inside the `io::Error`.
     fn from(err: io::Error) -> Failure {
         let kind = err.get_ref().and_then(|e| e.downcast_ref::<smolreq::Error>()).map_or(ErrorKind::Io, |e| e.kind());
-        Failure::Unexpected(format!("{kind:?}"))
+        Failure::Unexpected { kind: format!("{kind:?}"), detail: format!("body: {err}") }
     }
 }
 
 /// One task: its share of the requests, in order.
-async fn run_task(client: Client, base: String, task: usize) -> Tally {
+async fn run_task(client: Client, base: String, start: Instant, task: usize) -> Tally {
     let mut tally = Tally::default();
+    let mut lulls = LULLS.iter().peekable();
     for index in 0..REQUESTS_PER_TASK {
         let plan = Plan::new(task, index);
+        if let Some(&lull) = lulls.next_if(|&&lull| start.elapsed() >= lull) {
+            // Every task stops about now. Each first sends a small
+            // keep-alive request and holds the response until all have
+            // theirs (so each is on its own connection), then reads it to
+            // the end: dozens of connections go idle together. Then the
+            // server's idle timeout passes.
+            let held_until = start + lull + LULL_HOLD;
+            let calm = Plan::keep_alive(task, index, held_until);
+            tally.lull_requests += 1;
+            tally.record(&calm, run_request(&client, &base, &calm).await);
+            Timer::at(held_until + plan.lull).await;
+        }
         if let Some(pause) = plan.pause {
             tally.pauses += 1;
             Timer::after(pause).await;
         }
-        tally.requests += 1;
-        match run_request(&client, &base, &plan).await {
-            Ok(bytes) => match plan.action {
-                Action::Full | Action::CloneDrop => {
-                    tally.successes += 1;
-                    tally.bytes += bytes;
-                    tally.clone_drops += u64::from(plan.action == Action::CloneDrop);
-                }
-                Action::HalfRead => tally.half_read_drops += 1,
-                Action::Timeout => tally.timeouts += 1,
-            },
-            Err(Failure::Desync { expected, got }) => {
-                eprintln!("desync: asked for id {expected}, got {got:?} ({plan:?})");
-                tally.desyncs += 1;
-            }
-            Err(Failure::Corrupt { id }) => {
-                eprintln!("corrupt body for id {id} ({plan:?})");
-                tally.corrupt += 1;
-            }
-            Err(Failure::Unexpected(what)) => {
-                eprintln!("unexpected failure: {what} ({plan:?})");
-                tally.fail(what);
-            }
-        }
+        tally.record(&plan, run_request(&client, &base, &plan).await);
     }
     tally
 }
@@ -317,6 +378,9 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Result<u64, Fa
         Action::Full => {
             let resp = client.get(&url).send().await?;
             let head = Head::check(&resp, plan)?;
+            if let Some(until) = plan.held_until {
+                Timer::at(until).await;
+            }
             let body = resp.bytes().await?;
             head.verify(&body, plan)
         }
@@ -327,7 +391,7 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Result<u64, Fa
             let mut got = 0;
             while got < part.len() {
                 match resp.read(&mut part[got..]).await? {
-                    0 => return Err(Failure::Unexpected("body ended early".into())),
+                    0 => return Err(Failure::unexpected("body ended early")),
                     n => got += n,
                 }
             }
@@ -340,7 +404,7 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Result<u64, Fa
         Action::Timeout => match client.get(&url).timeout(TINY_TIMEOUT).send().await {
             Err(err) if err.kind() == ErrorKind::Timeout => Ok(0),
             Err(err) => Err(err.into()),
-            Ok(_) => Err(Failure::Unexpected("/stall answered within the timeout".into())),
+            Ok(_) => Err(Failure::unexpected("/stall answered within the timeout")),
         },
         Action::CloneDrop => {
             let clone = client.clone();
@@ -372,7 +436,7 @@ impl Head {
             return Err(Failure::Desync { expected: plan.id, got: id });
         }
         if resp.status() != smolreq::StatusCode::OK {
-            return Err(Failure::Unexpected(format!("status {}", resp.status())));
+            return Err(Failure::unexpected(&format!("status {}", resp.status())));
         }
         Ok(Head { checksum: header("x-checksum", 16) })
     }
@@ -397,10 +461,10 @@ fn start_server() -> io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
+        for (n, stream) in listener.incoming().flatten().enumerate() {
             thread::spawn(move || {
                 // Errors (timeouts, resets) just end the connection.
-                let _ = serve(stream);
+                let _ = serve(stream, n % 2 == 1);
             });
         }
     });
@@ -408,21 +472,36 @@ fn start_server() -> io::Result<SocketAddr> {
 }
 
 /// Serves requests on one connection until the client closes it, a
-/// response says `Connection: close`, or it sits idle for [`SERVER_IDLE`].
-fn serve(stream: TcpStream) -> io::Result<()> {
+/// response says `Connection: close`, or it sits idle for [`SERVER_IDLE`]
+/// after a response (plus [`CLOSE_LAG`] if `slow_close`).
+fn serve(stream: TcpStream, slow_close: bool) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(SERVER_IDLE))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     let mut line = String::new();
     let mut response = Vec::new();
+    // A new connection's first request may be slow to come (the client's
+    // task may wait its turn on the executor after connecting); only the
+    // wait between requests is the short keep-alive idle time.
+    let mut idle_wait = REQUEST_WAIT;
     loop {
-        // The wait for a request line is the idle wait: on timeout the `?`
-        // ends the connection.
+        writer.set_read_timeout(Some(idle_wait))?;
         line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
+        match reader.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if slow_close && matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                // The server has decided to close, but takes CLOSE_LAG to
+                // do it: a request arriving meanwhile is read and dropped
+                // unanswered (the race every keep-alive client must survive
+                // by retrying, here made wide enough to hit).
+                writer.set_read_timeout(Some(CLOSE_LAG))?;
+                let _ = reader.read_line(&mut line);
+                return Ok(());
+            }
+            Err(e) => return Err(e), // idle timeout: close now
         }
+        writer.set_read_timeout(Some(REQUEST_WAIT))?;
         let target = line.split(' ').nth(1).unwrap_or("/").to_owned();
         loop {
             line.clear();
@@ -445,6 +524,7 @@ fn serve(stream: TcpStream) -> io::Result<()> {
         if !keep_open {
             return Ok(());
         }
+        idle_wait = SERVER_IDLE;
     }
 }
 
@@ -495,7 +575,7 @@ fn render_item(target: &str, out: &mut Vec<u8>) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Shared by both sides: the content of an item, and its checksum
+// Shared by both sides: the content of an item, its checksum, randomness
 
 /// The `size` bytes of item `id`: a pseudo-random stream seeded by `id`.
 fn body_for(id: u64, size: usize) -> Vec<u8> {
@@ -511,6 +591,11 @@ fn body_for(id: u64, size: usize) -> Vec<u8> {
 /// FNV-1a, 64 bits.
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A duration of `0..=max_ms` milliseconds.
+fn jitter(rng: &mut Rng, max_ms: u64) -> Duration {
+    Duration::from_millis(rng.below(max_ms + 1))
 }
 
 /// SplitMix64: small, fast, and good enough to pick test cases.

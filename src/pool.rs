@@ -184,7 +184,8 @@ impl Pool {
                 drop(state);
                 return Ok(self.lease(host, idle.conn, true));
             }
-            if fresh && state.waiters.is_empty() && state.active < self.config.max_per_host && !state.idle.is_empty() {
+            let at_cap = state.active + state.idle.len() >= self.config.max_per_host;
+            if fresh && at_cap && state.waiters.is_empty() && !state.idle.is_empty() {
                 // A fresh connection is wanted and idle ones fill the cap:
                 // close the oldest to make room.
                 self.discard_idle(state.idle.remove(0));
