@@ -99,7 +99,7 @@ impl ClientBuilder {
     }
 
     /// Deadline for a whole request, from sending it to the end of its body
-    /// (default none). [`RequestBuilder::timeout`] overrides it.
+    /// (default none). [`RequestBuilder::timeout`](crate::RequestBuilder::timeout) overrides it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = Some(timeout);
         self
