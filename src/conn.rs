@@ -21,9 +21,15 @@ use crate::proto::head::{ResponseHead, build_response_head, may_be_complete, res
 use crate::proto::{Limits, ProtoError};
 use crate::transport::Stream;
 
-/// How many bytes one read asks the stream for. The buffer grows beyond
-/// this only while a response head does not fit, up to the head limit.
-const READ_SIZE: usize = 8 * 1024;
+/// How many bytes the first read of a connection asks for: enough for a
+/// typical head and small body, small enough that ten thousand idle
+/// connections stay cheap.
+const MIN_READ: usize = 4 * 1024;
+
+/// The most one read asks for. A read that fills its whole request doubles
+/// the next one, so a connection streaming a large body reads in large
+/// steps (fewer syscalls) while one serving small responses stays small.
+const MAX_READ: usize = 64 * 1024;
 
 /// At most this many interim (1xx) responses are skipped before one final
 /// response; a server that sends more is broken or hostile.
@@ -37,6 +43,8 @@ pub(crate) struct Conn {
     /// the front and frozen, so its header values share this allocation;
     /// once the caller drops them the buffer is reclaimed in place.
     buf: BytesMut,
+    /// Bytes the next read asks for, between `MIN_READ` and `MAX_READ`.
+    read_size: usize,
     /// Reusable buffer for the request head (and small bodies).
     pub(crate) write_buf: Vec<u8>,
     /// Whether any byte of the current exchange's response has arrived.
@@ -75,7 +83,7 @@ impl BodyDecoder {
 
 impl Conn {
     pub(crate) fn new(stream: Stream) -> Conn {
-        Conn { stream, buf: BytesMut::new(), write_buf: Vec::new(), received_any: false }
+        Conn { stream, buf: BytesMut::new(), read_size: MIN_READ, write_buf: Vec::new(), received_any: false }
     }
 
     /// Starts a new exchange on this connection.
@@ -161,7 +169,7 @@ impl Conn {
         let len = self.buf.len();
         // Reading needs initialized memory (no unsafe here): zero the
         // spare room, then keep only what the read filled.
-        self.buf.resize(len + READ_SIZE, 0);
+        self.buf.resize(len + self.read_size, 0);
         let read = Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[len..]);
         let n = match read {
             Poll::Ready(Ok(n)) => n,
@@ -171,6 +179,9 @@ impl Conn {
             }
         };
         self.buf.truncate(len + n);
+        if n == self.read_size {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
         if n > 0 {
             self.received_any = true;
         }
@@ -203,7 +214,7 @@ impl Conn {
                     let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(out.len());
                     let n = if self.has_unread_bytes() {
                         self.take_buffered(out, want)
-                    } else if want >= READ_SIZE {
+                    } else if want >= self.read_size {
                         // Large reads go straight into the caller's buffer.
                         let n =
                             ready!(Pin::new(&mut self.stream).poll_read(cx, &mut out[..want])).map_err(Error::io)?;
