@@ -214,14 +214,19 @@ impl Body {
         // bound: a hostile Content-Length must not reserve gigabytes.
         const MAX_PREALLOC: u64 = 16 << 20;
         const STEP: usize = 16 * 1024;
-        let mut out = Vec::new();
+        // `vec!` asks the allocator for zeroed memory (calloc), which is
+        // often cheaper than zeroing by hand.
+        let mut out = match hint {
+            Some(n) => vec![0; usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(STEP)],
+            None => vec![0; STEP],
+        };
         let mut len = 0;
-        match hint {
-            Some(0) => {}
-            Some(n) => out.resize(usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(STEP), 0),
-            None => out.resize(STEP, 0),
-        }
         loop {
+            if self.decoder.is_done() {
+                // Complete (and released): no need for a read that says so.
+                out.truncate(len);
+                return Ok(out);
+            }
             if len == out.len() {
                 let grow = out.len().clamp(STEP, 4 << 20);
                 out.resize(out.len() + grow, 0);
