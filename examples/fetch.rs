@@ -1,15 +1,19 @@
 //! A curl-like command line over smolreq.
 //!
 //! ```text
-//! fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT] URL
+//! fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT]
+//!       [-k] [--cacert FILE] URL
 //! ```
 //!
 //! `-n COUNT` sends COUNT sequential requests on one shared client (so
 //! connections are reused where allowed) and writes each body to stdout as
 //! raw bytes. `-i` prints the status line and header fields, then an empty
 //! line, before each body. `-d` without `-X` sends a POST. Redirects are
-//! followed. Exit status 0 if and only if every request got a complete
-//! response (whatever its status); otherwise a one-line error on stderr.
+//! followed. `-k` accepts any server certificate (like curl's
+//! `--insecure`); `--cacert FILE` also trusts the PEM certificates in FILE.
+//! Both need the `native-tls` feature. Exit status 0 if and only if every
+//! request got a complete response (whatever its status); otherwise a
+//! one-line error on stderr.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,10 +29,13 @@ struct Args {
     include: bool,
     timeout: Option<Duration>,
     count: u64,
+    insecure: bool,
+    cacert: Option<String>,
     url: String,
 }
 
-const USAGE: &str = "usage: fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT] URL";
+const USAGE: &str = "usage: fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT] \
+                     [-k] [--cacert FILE] URL";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
@@ -39,6 +46,8 @@ fn parse_args() -> Result<Args, String> {
         include: false,
         timeout: None,
         count: 1,
+        insecure: false,
+        cacert: None,
         url: String::new(),
     };
     let mut url = None;
@@ -63,6 +72,8 @@ fn parse_args() -> Result<Args, String> {
                 let count = value("-n")?;
                 parsed.count = count.parse().map_err(|_| format!("-n {count:?} is not a count"))?;
             }
+            "-k" | "--insecure" => parsed.insecure = true,
+            "--cacert" => parsed.cacert = Some(value("--cacert")?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}\n{USAGE}")),
             _ if url.is_some() => return Err(format!("more than one URL\n{USAGE}")),
@@ -101,6 +112,28 @@ async fn fetch_once(client: &Client, args: &Args, method: &Method, out: &mut imp
     out.flush().map_err(|e| format!("writing output: {e}"))
 }
 
+/// The client for the TLS options given.
+#[cfg(feature = "native-tls")]
+fn build_client(args: &Args) -> Result<Client, String> {
+    let mut builder = Client::builder().danger_accept_invalid_certs(args.insecure);
+    if let Some(file) = &args.cacert {
+        let pem = std::fs::read(file).map_err(|e| format!("--cacert {file}: {e}"))?;
+        for cert in smolreq::Certificate::from_pem_bundle(&pem).map_err(|e| format!("--cacert {file}: {e}"))? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The client for the TLS options given: none without TLS.
+#[cfg(not(feature = "native-tls"))]
+fn build_client(args: &Args) -> Result<Client, String> {
+    if args.insecure || args.cacert.is_some() {
+        return Err("-k and --cacert need the `native-tls` feature".to_owned());
+    }
+    Ok(Client::new())
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
@@ -120,7 +153,13 @@ fn main() -> ExitCode {
         (None, Some(_)) => Method::POST,
         (None, None) => Method::GET,
     };
-    let client = Client::new();
+    let client = match build_client(&args) {
+        Ok(client) => client,
+        Err(message) => {
+            eprintln!("fetch: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = false;

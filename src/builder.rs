@@ -10,6 +10,8 @@ use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::{Pool, PoolConfig};
 use crate::proto::Limits;
+#[cfg(feature = "native-tls")]
+use crate::tls::{Certificate, Identity, TlsConnector, TlsOptions, TlsVersion};
 use crate::transport::{Connector, Destination, Io};
 
 const USER_AGENT: &str = concat!("smolreq/", env!("CARGO_PKG_VERSION"));
@@ -24,6 +26,10 @@ pub(crate) struct Config {
     pub(crate) follow_redirects: bool,
     pub(crate) user_agent: String,
     pub(crate) connector: Option<Connector>,
+    pub(crate) https_only: bool,
+    pub(crate) allow_https_downgrade: bool,
+    #[cfg(feature = "native-tls")]
+    pub(crate) tls: TlsConnector,
 }
 
 /// Configures and builds a [`Client`].
@@ -45,6 +51,8 @@ pub(crate) struct Config {
 pub struct ClientBuilder {
     config: Config,
     pool: PoolConfig,
+    #[cfg(feature = "native-tls")]
+    tls: TlsOptions,
 }
 
 impl Default for ClientBuilder {
@@ -67,8 +75,14 @@ impl ClientBuilder {
                 follow_redirects: true,
                 user_agent: USER_AGENT.to_owned(),
                 connector: None,
+                https_only: false,
+                allow_https_downgrade: false,
+                #[cfg(feature = "native-tls")]
+                tls: TlsConnector::Default,
             },
             pool: PoolConfig { max_per_host: 32, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) },
+            #[cfg(feature = "native-tls")]
+            tls: TlsOptions::default(),
         }
     }
 
@@ -92,7 +106,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Deadline for establishing a connection (default none).
+    /// Deadline for establishing a connection (default none): name
+    /// resolution, the TCP connect and, for `https://`, the TLS handshake.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.config.connect_timeout = Some(timeout);
         self
@@ -169,9 +184,106 @@ impl ClientBuilder {
         self
     }
 
+    /// Refuses every plain `http://` request, redirects included, with
+    /// [`ErrorKind::Url`] (default false). Nothing is sent: the connection
+    /// is not even opened.
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let client = smolreq::Client::builder().https_only(true).build()?;
+    /// let err = client.get("http://127.0.0.1:9/").send().await.unwrap_err();
+    /// assert_eq!(err.kind(), smolreq::ErrorKind::Url);
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
+    pub fn https_only(mut self, https_only: bool) -> Self {
+        self.config.https_only = https_only;
+        self
+    }
+
+    /// Follows redirects from `https://` to plain `http://` (default false).
+    ///
+    /// By default such a redirect is refused with [`ErrorKind::Redirect`],
+    /// as .NET's `HttpClient` does: following it would send the next
+    /// request, and whatever it carries, unencrypted, after the user asked
+    /// for `https://`. Redirects from `http://` to `https://` are always
+    /// followed. [`https_only`](Self::https_only) wins over this setting.
+    pub fn allow_https_downgrade(mut self, allow: bool) -> Self {
+        self.config.allow_https_downgrade = allow;
+        self
+    }
+
+    /// Trusts `cert` as a root certificate for `https://`, in addition to
+    /// the system's roots (unless [`tls_built_in_root_certs`](Self::tls_built_in_root_certs)
+    /// is off). Call it once per certificate.
+    ///
+    /// ```no_run
+    /// let ca = smolreq::Certificate::from_pem(&std::fs::read("my-ca.pem")?)?;
+    /// let client = smolreq::Client::builder().add_root_certificate(ca).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "native-tls")]
+    pub fn add_root_certificate(mut self, cert: Certificate) -> Self {
+        self.tls.roots.push(cert);
+        self
+    }
+
+    /// Whether the system's root certificates are trusted (default true).
+    /// With false, only the certificates of
+    /// [`add_root_certificate`](Self::add_root_certificate) are.
+    #[cfg(feature = "native-tls")]
+    pub fn tls_built_in_root_certs(mut self, enable: bool) -> Self {
+        self.tls.built_in_roots = enable;
+        self
+    }
+
+    /// The client certificate and key presented to servers that ask for
+    /// one (mutual TLS). Default none.
+    #[cfg(feature = "native-tls")]
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.tls.identity = Some(identity);
+        self
+    }
+
+    /// The oldest TLS version accepted (default: the TLS library's own
+    /// minimum, TLS 1.0 at most).
+    #[cfg(feature = "native-tls")]
+    pub fn min_tls_version(mut self, version: TlsVersion) -> Self {
+        self.tls.min_version = Some(version);
+        self
+    }
+
+    /// Accepts any server certificate (default false): unknown issuer,
+    /// expired, self-signed, any host name.
+    ///
+    /// **Dangerous.** Anyone on the path can then read and change the
+    /// traffic. Meant for tests and for servers reached over a trusted
+    /// network; prefer [`add_root_certificate`](Self::add_root_certificate).
+    #[cfg(feature = "native-tls")]
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.tls.accept_invalid_certs = accept;
+        self
+    }
+
+    /// Accepts a certificate issued for another host name (default false).
+    /// The certificate must still chain to a trusted root and be valid.
+    ///
+    /// **Dangerous.** Any holder of a certificate from a trusted CA can then
+    /// impersonate the server.
+    #[cfg(feature = "native-tls")]
+    pub fn danger_accept_invalid_hostnames(mut self, accept: bool) -> Self {
+        self.tls.accept_invalid_hostnames = accept;
+        self
+    }
+
     /// Builds the client. Fails if a limit is zero where that makes no
-    /// sense, or the User-Agent is not a valid header value.
-    pub fn build(self) -> Result<Client> {
+    /// sense, or the User-Agent is not a valid header value, or (with
+    /// [`ErrorKind::Tls`]) the TLS library rejects the TLS settings.
+    ///
+    /// A client with TLS settings of its own builds its TLS connector here,
+    /// once; clients with the default settings share one, built on the
+    /// first `https://` connection of the process.
+    #[cfg_attr(not(feature = "native-tls"), allow(unused_mut))]
+    pub fn build(mut self) -> Result<Client> {
         let invalid = |what| Err(Error::new(ErrorKind::Request, what));
         if self.pool.max_per_host == 0 {
             return invalid("max_connections_per_host must be at least 1");
@@ -182,6 +294,10 @@ impl ClientBuilder {
         }
         if HeaderValue::from_str(&self.config.user_agent).is_err() {
             return invalid("user agent is not a valid header value");
+        }
+        #[cfg(feature = "native-tls")]
+        {
+            self.config.tls = self.tls.into_connector()?;
         }
         Ok(Client::from_parts(self.config, Pool::new(self.pool)))
     }

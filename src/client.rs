@@ -188,6 +188,13 @@ impl Client {
                 .ok()
                 .and_then(|loc| redirect::resolve(&url, loc))
                 .ok_or_else(|| Error::new(ErrorKind::Redirect, "invalid Location in redirect").with_url(&url))?;
+            if is_https(&url) && !is_https(&next) && !config.allow_https_downgrade {
+                return Err(Error::new(
+                    ErrorKind::Redirect,
+                    "redirect from https:// to http:// refused (see ClientBuilder::allow_https_downgrade)",
+                )
+                .with_url(&url));
+            }
             with_deadline(deadline, async {
                 response.discard(DRAIN_REDIRECT_BODY).await;
                 Ok(())
@@ -227,6 +234,9 @@ impl Client {
     ) -> Result<Response> {
         let config = &self.inner.config;
         let target = Target::parse(url)?;
+        if config.https_only && !target.tls {
+            return Err(Error::new(ErrorKind::Url, "plain http:// refused: the client is https_only"));
+        }
         let framing = request_framing(method, headers, body)?;
         let origin = OriginRef { tls: target.tls, host: target.host, port: target.port };
         let mut fresh = false;
@@ -237,7 +247,7 @@ impl Client {
                 .pool
                 .checkout(origin, fresh, || {
                     let dest = Destination { tls: target.tls, host: target.host.to_owned(), port: target.port };
-                    transport::connect(config.connector.as_ref(), dest, dial_deadline)
+                    transport::connect(config, dest, dial_deadline)
                 })
                 .await?;
             let head = RequestHead {
@@ -388,8 +398,9 @@ impl<'u> Target<'u> {
     fn parse(url: &'u Uri) -> Result<Target<'u>> {
         let tls = match url.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("http") => false,
+            Some(s) if s.eq_ignore_ascii_case("https") && cfg!(feature = "native-tls") => true,
             Some(s) if s.eq_ignore_ascii_case("https") => {
-                return Err(Error::new(ErrorKind::Tls, "https:// needs TLS, which is not enabled in this build"));
+                return Err(Error::new(ErrorKind::Tls, transport::TLS_DISABLED));
             }
             Some(_) => return Err(Error::new(ErrorKind::Url, "unsupported URL scheme (only http and https)")),
             None => return Err(Error::new(ErrorKind::Url, "URL has no scheme (expected http:// or https://)")),
@@ -429,6 +440,10 @@ impl<'u> Target<'u> {
     }
 }
 
+fn is_https(url: &Uri) -> bool {
+    url.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("https"))
+}
+
 fn same_origin(a: &Uri, b: &Uri) -> bool {
     let port = |u: &Uri| u.port_u16().unwrap_or(if u.scheme_str() == Some("https") { 443 } else { 80 });
     a.scheme() == b.scheme()
@@ -457,12 +472,27 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "native-tls")]
+    fn target_of_https_url() {
+        assert_eq!(target("https://a.test/x").unwrap(), (true, "a.test".into(), 443, "a.test".into(), "/x".into()));
+        assert_eq!(target("https://a.test:443/").unwrap().3, "a.test");
+        assert_eq!(target("HTTPS://a.test:8443/").unwrap().3, "a.test:8443");
+    }
+
+    #[test]
+    #[cfg(not(feature = "native-tls"))]
+    fn https_without_the_feature_names_it() {
+        let err = target("https://a/").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tls);
+        assert!(err.to_string().contains("`native-tls` feature"), "{err}");
+    }
+
+    #[test]
     fn target_rejects_bad_urls() {
         assert_eq!(target("ftp://a/").unwrap_err().kind(), ErrorKind::Url);
         assert_eq!(target("/relative").unwrap_err().kind(), ErrorKind::Url);
         assert_eq!(target("http://u:p@a/").unwrap_err().kind(), ErrorKind::Url);
         assert_eq!(target("http://a:0/").unwrap_err().kind(), ErrorKind::Url);
-        assert_eq!(target("https://a/").unwrap_err().kind(), ErrorKind::Tls);
         assert_eq!(target("http://a:/").unwrap_err().kind(), ErrorKind::Url);
         assert_eq!(target("http://a:99999/").unwrap_err().kind(), ErrorKind::Url);
         assert_eq!(target("http://a:x1/").unwrap_err().kind(), ErrorKind::Url);

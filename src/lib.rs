@@ -39,6 +39,8 @@ mod proto;
 mod redirect;
 mod request;
 mod response;
+#[cfg(feature = "native-tls")]
+mod tls;
 mod transport;
 mod util;
 
@@ -48,6 +50,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use pool::PoolStats;
 pub use request::RequestBuilder;
 pub use response::{Body, Response};
+#[cfg(feature = "native-tls")]
+pub use tls::{Certificate, Identity, TlsVersion};
 pub use transport::{Destination, Io};
 
 pub use http::{self, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};

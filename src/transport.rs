@@ -1,11 +1,14 @@
 //! Dialing: address resolution, TCP connect with a deadline, TCP_NODELAY,
-//! and the stream type every connection runs over.
+//! the TLS handshake for `https://`, and the stream type every connection
+//! runs over.
 //!
 //! [`Stream`] is an enum, not a trait object, so the hot path of reading
-//! and writing plain TCP is a direct call. A custom connector (see
-//! [`ClientBuilder::connector`](crate::ClientBuilder::connector)) is the one
-//! boxed variant: it lets the whole client run over any byte stream, such as
-//! an in-memory transport in tests and fuzzing, or a Unix socket.
+//! and writing plain TCP or TLS over TCP is a direct call. A custom
+//! connector (see [`ClientBuilder::connector`](crate::ClientBuilder::connector))
+//! is the one boxed stream: it lets the whole client run over any byte
+//! stream, such as an in-memory transport in tests and fuzzing, or a Unix
+//! socket. It replaces TCP only: for an `https://` URL, smolreq runs TLS
+//! over the stream the connector returns.
 
 use std::fmt;
 use std::future::Future;
@@ -19,7 +22,10 @@ use std::time::Instant;
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
 
+use crate::builder::Config;
 use crate::error::{Error, ErrorKind, Result};
+#[cfg(feature = "native-tls")]
+use crate::tls::TlsStream;
 use crate::util::with_deadline;
 
 /// A byte stream HTTP/1.1 can run over: what a custom connector returns.
@@ -48,11 +54,17 @@ impl Destination {
         self.port
     }
 
-    /// True for an `https://` URL.
+    /// True for an `https://` URL. The connector still returns a plain
+    /// stream: smolreq runs the TLS handshake over it.
     pub fn is_tls(&self) -> bool {
         self.tls
     }
 }
+
+/// Why an `https://` URL fails when the `native-tls` feature is off.
+#[cfg_attr(feature = "native-tls", allow(dead_code))]
+pub(crate) const TLS_DISABLED: &str =
+    "https:// needs TLS, which is not enabled in this build (enable the `native-tls` feature of smolreq)";
 
 type ConnectFuture = Pin<Box<dyn Future<Output = io::Result<Box<dyn Io>>> + Send>>;
 
@@ -86,6 +98,12 @@ pub(crate) enum Stream {
     Tcp(Async<TcpStream>),
     /// A stream from a custom connector.
     Custom(Box<dyn Io>),
+    /// TLS over TCP.
+    #[cfg(feature = "native-tls")]
+    Tls(TlsStream<Async<TcpStream>>),
+    /// TLS over a custom connector's stream.
+    #[cfg(feature = "native-tls")]
+    CustomTls(TlsStream<Box<dyn Io>>),
 }
 
 impl fmt::Debug for Stream {
@@ -93,6 +111,10 @@ impl fmt::Debug for Stream {
         match self {
             Stream::Tcp(tcp) => f.debug_tuple("Tcp").field(tcp.get_ref()).finish(),
             Stream::Custom(_) => f.write_str("Custom(..)"),
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => f.debug_tuple("Tls").field(tls).finish(),
+            #[cfg(feature = "native-tls")]
+            Stream::CustomTls(tls) => f.debug_tuple("CustomTls").field(tls).finish(),
         }
     }
 }
@@ -115,49 +137,70 @@ impl Stream {
                 let mut cx = Context::from_waker(Waker::noop());
                 Pin::new(io).poll_read(&mut cx, &mut byte).is_pending()
             }
+            // Not the socket peek: TLS 1.3 session tickets and other
+            // post-handshake messages arrive as unsolicited bytes on the
+            // socket, yet leave the connection perfectly reusable. The TLS
+            // layer reads them and tells what is left.
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => tls.is_reusable_idle(),
+            #[cfg(feature = "native-tls")]
+            Stream::CustomTls(tls) => tls.is_reusable_idle(),
         }
     }
 }
 
-/// Opens a connection with `connector`, or over TCP when there is none,
-/// within `deadline` when one is given.
-pub(crate) async fn connect(
-    connector: Option<&Connector>,
-    dest: Destination,
-    deadline: Option<Instant>,
-) -> Result<Stream> {
-    match connector {
-        None => dial(&dest.host, dest.port, deadline).await,
-        Some(Connector(connect)) => with_deadline(deadline, async {
-            connect(dest).await.map(Stream::Custom).map_err(|e| Error::with_source(ErrorKind::Connect, e))
-        })
-        .await
-        .map_err(|e| if e.is_timeout() { Error::new(ErrorKind::Timeout, "connect timed out") } else { e }),
-    }
-}
-
-/// Opens a TCP connection to `host:port`, trying each resolved address in
-/// turn, within `deadline` when one is given.
-async fn dial(host: &str, port: u16, deadline: Option<Instant>) -> Result<Stream> {
+/// Opens a connection to `dest` with the client's custom connector, or over
+/// TCP when it has none, then runs the TLS handshake for `https://`. The
+/// whole of it must finish by `deadline` when one is given.
+pub(crate) async fn connect(config: &Config, dest: Destination, deadline: Option<Instant>) -> Result<Stream> {
     with_deadline(deadline, async {
-        let addrs = resolve(host, port).await?;
-        let mut last_err = None;
-        for addr in addrs {
-            match Async::<TcpStream>::connect(addr).await {
-                Ok(stream) => {
-                    stream.get_ref().set_nodelay(true).map_err(|e| Error::with_source(ErrorKind::Connect, e))?;
-                    return Ok(Stream::Tcp(stream));
-                }
-                Err(e) => last_err = Some(e),
+        let tls = dest.tls;
+        let host = dest.host.clone();
+        let stream = match &config.connector {
+            None => dial(&dest.host, dest.port).await?,
+            Some(Connector(connect)) => {
+                Stream::Custom(connect(dest).await.map_err(|e| Error::with_source(ErrorKind::Connect, e))?)
             }
-        }
-        Err(match last_err {
-            Some(e) => Error::with_source(ErrorKind::Connect, e),
-            None => Error::new(ErrorKind::Connect, "host name resolved to no address"),
-        })
+        };
+        if tls { start_tls(config, &host, stream).await } else { Ok(stream) }
     })
     .await
     .map_err(|e| if e.is_timeout() { Error::new(ErrorKind::Timeout, "connect timed out") } else { e })
+}
+
+#[cfg(feature = "native-tls")]
+async fn start_tls(config: &Config, host: &str, stream: Stream) -> Result<Stream> {
+    match stream {
+        Stream::Tcp(tcp) => config.tls.handshake(host, tcp).await.map(Stream::Tls),
+        Stream::Custom(io) => config.tls.handshake(host, io).await.map(Stream::CustomTls),
+        Stream::Tls(_) | Stream::CustomTls(_) => Ok(stream),
+    }
+}
+
+#[cfg(not(feature = "native-tls"))]
+async fn start_tls(_config: &Config, _host: &str, _stream: Stream) -> Result<Stream> {
+    // `Target::parse` refuses https:// URLs in this build; kept for clarity.
+    Err(Error::new(ErrorKind::Tls, TLS_DISABLED))
+}
+
+/// Opens a TCP connection to `host:port`, trying each resolved address in
+/// turn.
+async fn dial(host: &str, port: u16) -> Result<Stream> {
+    let addrs = resolve(host, port).await?;
+    let mut last_err = None;
+    for addr in addrs {
+        match Async::<TcpStream>::connect(addr).await {
+            Ok(stream) => {
+                stream.get_ref().set_nodelay(true).map_err(|e| Error::with_source(ErrorKind::Connect, e))?;
+                return Ok(Stream::Tcp(stream));
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(match last_err {
+        Some(e) => Error::with_source(ErrorKind::Connect, e),
+        None => Error::new(ErrorKind::Connect, "host name resolved to no address"),
+    })
 }
 
 async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
@@ -176,6 +219,10 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Stream::Custom(io) => Pin::new(io).poll_read(cx, buf),
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => Pin::new(tls).poll_read(cx, buf),
+            #[cfg(feature = "native-tls")]
+            Stream::CustomTls(tls) => Pin::new(tls).poll_read(cx, buf),
         }
     }
 }
@@ -185,6 +232,10 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
             Stream::Custom(io) => Pin::new(io).poll_write(cx, buf),
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => Pin::new(tls).poll_write(cx, buf),
+            #[cfg(feature = "native-tls")]
+            Stream::CustomTls(tls) => Pin::new(tls).poll_write(cx, buf),
         }
     }
 
@@ -196,6 +247,10 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
             Stream::Custom(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => Pin::new(tls).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "native-tls")]
+            Stream::CustomTls(tls) => Pin::new(tls).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -203,6 +258,10 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
             Stream::Custom(io) => Pin::new(io).poll_flush(cx),
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => Pin::new(tls).poll_flush(cx),
+            #[cfg(feature = "native-tls")]
+            Stream::CustomTls(tls) => Pin::new(tls).poll_flush(cx),
         }
     }
 
@@ -210,6 +269,10 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(tcp) => Pin::new(tcp).poll_close(cx),
             Stream::Custom(io) => Pin::new(io).poll_close(cx),
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => Pin::new(tls).poll_close(cx),
+            #[cfg(feature = "native-tls")]
+            Stream::CustomTls(tls) => Pin::new(tls).poll_close(cx),
         }
     }
 }

@@ -461,6 +461,7 @@ fn port_zero_is_a_url_error() {
 }
 
 #[test]
+#[cfg(not(feature = "native-tls"))]
 fn https_is_a_tls_not_enabled_error() {
     run(|| async {
         let server = echo_ok_server(b"ok");
@@ -469,6 +470,20 @@ fn https_is_a_tls_not_enabled_error() {
         assert_eq!(err.kind(), ErrorKind::Tls, "{err:?}");
         assert!(err.to_string().contains("not enabled"), "{err}");
         assert_nothing_sent(&server);
+    });
+}
+
+/// With TLS, a plain-HTTP server answering the handshake fails it: a TLS
+/// error, and no HTTP request reaches the server.
+#[test]
+#[cfg(feature = "native-tls")]
+fn https_to_a_plain_http_server_is_a_tls_error() {
+    run(|| async {
+        let server = echo_ok_server(b"ok");
+        let client = Client::new();
+        let err = client.get(format!("https://{}/", server.addr())).send().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tls, "{err:?}");
+        assert_eq!(server.requests(), 0);
     });
 }
 
