@@ -120,9 +120,10 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ProtoEr
     Ok(found)
 }
 
-/// Strict `1*DIGIT` into a u64: no sign, no space, no overflow.
+/// Strict `1*DIGIT` into a u64: no sign, no space, no overflow. Leading
+/// zeros are digits like any other, however many there are.
 fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 + 1 {
+    if digits.is_empty() {
         return None;
     }
     digits.iter().try_fold(0u64, |acc, &b| {
@@ -287,6 +288,18 @@ mod tests {
     fn largest_content_length_is_accepted() {
         let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", u64::MAX);
         assert_eq!(plan(&raw).unwrap().framing, Framing::Length(u64::MAX));
+    }
+
+    #[test]
+    fn content_length_with_many_leading_zeros_is_accepted() {
+        // Found by the response_head fuzz target: a valid length written
+        // with more than 20 digits was rejected.
+        let raw = "HTTP/1.1 200 OK\r\nContent-Length:10000000\r\nContent-Length:0000000000000000000010000000\r\n\r\n";
+        assert_eq!(plan(raw).unwrap().framing, Framing::Length(10_000_000));
+        let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {}5\r\n\r\n", "0".repeat(100));
+        assert_eq!(plan(&raw).unwrap().framing, Framing::Length(5));
+        let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: 0{}0\r\n\r\n", u64::MAX);
+        assert_eq!(plan(&raw).unwrap_err(), ProtoError::InvalidContentLength);
     }
 
     #[test]
