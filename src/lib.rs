@@ -34,6 +34,9 @@ mod builder;
 mod client;
 mod conn;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod pool;
 mod proto;
 mod redirect;
