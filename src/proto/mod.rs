@@ -7,6 +7,8 @@
 pub(crate) mod chunked;
 pub(crate) mod framing;
 pub(crate) mod head;
+#[cfg(test)]
+mod props;
 
 use std::fmt;
 
