@@ -170,7 +170,9 @@ impl ClientBuilder {
     /// // Send every request to one local port, whatever the URL's host
     /// // (the Host header still names the URL's host).
     /// let client = smolreq::Client::builder()
-    ///     .connector(|_dest: smolreq::Destination| async_net::TcpStream::connect(("127.0.0.1", 8080)))
+    ///     .connector(|_dest: smolreq::Destination| {
+    ///         async_io::Async::<std::net::TcpStream>::connect(([127, 0, 0, 1], 8080))
+    ///     })
     ///     .build()?;
     /// # Ok::<(), smolreq::Error>(())
     /// ```

@@ -41,6 +41,7 @@ mod pool;
 mod proto;
 mod redirect;
 mod request;
+mod resolve;
 mod response;
 #[cfg(feature = "native-tls")]
 mod tls;

@@ -209,9 +209,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    // Name resolution is blocking in the OS; async-net runs it on its
-    // `blocking` thread pool, the one place smolreq leaves the caller's task.
-    async_net::resolve((host, port)).await.map_err(|e| Error::with_source(ErrorKind::Connect, e))
+    crate::resolve::resolve(host, port).await.map_err(|e| Error::with_source(ErrorKind::Connect, e))
 }
 
 impl AsyncRead for Stream {

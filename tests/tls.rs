@@ -402,7 +402,7 @@ fn custom_connector_stream_gets_tls_on_top_and_is_reused() {
     let client = trusting(&ca)
         .connector(move |dest: smolreq::Destination| {
             assert!(dest.is_tls());
-            async_net::TcpStream::connect(("127.0.0.1", port))
+            async_io::Async::<std::net::TcpStream>::connect(([127, 0, 0, 1], port))
         })
         .build()
         .unwrap();
