@@ -159,8 +159,11 @@ impl Client {
         let config = &self.inner.config;
         let timeout = request.timeout.or(config.timeout);
         let deadline = timeout.map(|t| Instant::now() + t);
-        let RequestBuilder { method, url, headers, body, .. } = request;
+        let RequestBuilder { method, url, headers, body, error, .. } = request;
         let mut url = url?;
+        if let Some(err) = error {
+            return Err(err.with_url(&url));
+        }
         let (mut method, mut headers, mut body) = (method, headers, body);
         let mut redirects = 0;
         loop {
@@ -195,10 +198,15 @@ impl Client {
                 )
                 .with_url(&url));
             }
-            with_deadline(deadline, async {
-                response.discard(DRAIN_REDIRECT_BODY).await;
-                Ok(())
-            })
+            // Boxed: only redirects need it, so it should not size every
+            // request future.
+            with_deadline(
+                deadline,
+                Box::pin(async {
+                    response.discard(DRAIN_REDIRECT_BODY).await;
+                    Ok(())
+                }),
+            )
             .await
             .map_err(|e| e.with_url(&url))?;
             if !keep_method {
@@ -247,7 +255,10 @@ impl Client {
                 .pool
                 .checkout(origin, fresh, || {
                     let dest = Destination { tls: target.tls, host: target.host.to_owned(), port: target.port };
-                    transport::connect(config, dest, dial_deadline)
+                    // Boxed: dialing (and the TLS handshake) is a large
+                    // state machine needed once per connection, not per
+                    // request, so it should not size every request future.
+                    Box::pin(transport::connect(config, dest, dial_deadline))
                 })
                 .await?;
             let head = RequestHead {

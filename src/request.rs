@@ -1,6 +1,7 @@
 //! Building a request: [`RequestBuilder`] and the request body.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -65,7 +66,7 @@ pub struct RequestBuilder<'c> {
     pub(crate) headers: HeaderMap,
     pub(crate) body: RequestBody,
     pub(crate) timeout: Option<Duration>,
-    error: Option<Error>,
+    pub(crate) error: Option<Error>,
 }
 
 impl fmt::Debug for RequestBuilder<'_> {
@@ -200,15 +201,10 @@ impl<'c> RequestBuilder<'c> {
     ///
     /// Everything happens inside this future: drop it and the connection it
     /// used is closed and its pool slot freed.
-    pub async fn send(mut self) -> Result<Response> {
-        if let Some(err) = self.error.take() {
-            return Err(match &self.url {
-                Ok(url) => err.with_url(url),
-                Err(_) => err,
-            });
-        }
-        let client = self.client;
-        client.execute_builder(self).await
+    pub fn send(self) -> impl Future<Output = Result<Response>> + Send + 'c {
+        // Not an `async fn`: returning the client's future directly keeps
+        // the builder from being stored twice in every request future.
+        self.client.execute_builder(self)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Small helpers shared by the layers.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_io::Timer;
@@ -9,15 +11,37 @@ use crate::error::{Error, Result};
 
 /// Runs `fut` to completion, or fails with a timeout error once `deadline`
 /// passes. Dropping `fut` at the deadline is what closes its connection.
-pub(crate) async fn with_deadline<T>(deadline: Option<Instant>, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    match deadline {
-        None => fut.await,
-        Some(deadline) => {
-            futures_lite::future::or(fut, async {
-                Timer::at(deadline).await;
-                Err(Error::timeout())
-            })
-            .await
+///
+/// The future is checked first, so an answer that is already there wins
+/// over a deadline that passed while the task was not polled. The timer is
+/// only created (and registered) the first time `fut` has to wait.
+pub(crate) fn with_deadline<F: Future>(deadline: Option<Instant>, fut: F) -> Deadline<F> {
+    Deadline { fut, deadline, timer: None }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`with_deadline`]: `fut` and, once needed, its timer.
+    pub(crate) struct Deadline<F> {
+        #[pin]
+        fut: F,
+        deadline: Option<Instant>,
+        timer: Option<Timer>,
+    }
+}
+
+impl<T, F: Future<Output = Result<T>>> Future for Deadline<F> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(out);
+        }
+        let Some(deadline) = *this.deadline else { return Poll::Pending };
+        let timer = this.timer.get_or_insert_with(|| Timer::at(deadline));
+        match Pin::new(timer).poll(cx) {
+            Poll::Ready(_) => Poll::Ready(Err(Error::timeout())),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
