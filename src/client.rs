@@ -273,7 +273,7 @@ impl Client {
             conn.begin_exchange();
             let result = async {
                 encode_request_head(&head, &mut conn.write_buf)?;
-                write_body(conn, body).await?;
+                write_body(conn, body, framing).await?;
                 conn.read_head(&config.limits).await
             }
             .await;
@@ -311,9 +311,9 @@ fn retry_is_safe(method: &Method, body: &RequestBody, err: &Error) -> bool {
     idempotent && body.is_replayable() && err.kind() == ErrorKind::Io
 }
 
-/// Writes the request head and body. The head and a small body go out in
-/// one write.
-async fn write_body(conn: &mut crate::conn::Conn, body: &mut RequestBody) -> Result<()> {
+/// Writes the request head and body, framed as the head says. The head and
+/// a small body go out in one write.
+async fn write_body(conn: &mut crate::conn::Conn, body: &mut RequestBody, framing: RequestFraming) -> Result<()> {
     match body {
         RequestBody::Empty => conn.write_request(&[]).await.map_err(Error::io),
         RequestBody::Bytes(bytes) if bytes.len() <= COALESCE_BODY => {
@@ -321,7 +321,14 @@ async fn write_body(conn: &mut crate::conn::Conn, body: &mut RequestBody) -> Res
             conn.write_request(&[]).await.map_err(Error::io)
         }
         RequestBody::Bytes(bytes) => conn.write_request(bytes).await.map_err(Error::io),
-        RequestBody::Reader(reader, len) => {
+        RequestBody::Reader(reader, _) => {
+            // The head's framing, not the reader, decides: a Content-Length
+            // set by the caller frames a reader of unknown length, and the
+            // body must match it (never chunked under a Content-Length).
+            let len = match framing {
+                RequestFraming::Length(n) => Some(n),
+                RequestFraming::Chunked | RequestFraming::None => None,
+            };
             conn.write_request(&[]).await.map_err(Error::io)?;
             let mut chunk = vec![0u8; COALESCE_BODY];
             let mut sent: u64 = 0;
@@ -330,7 +337,7 @@ async fn write_body(conn: &mut crate::conn::Conn, body: &mut RequestBody) -> Res
                 match len {
                     Some(len) => {
                         if n == 0 {
-                            if sent != *len {
+                            if sent != len {
                                 return Err(Error::new(
                                     ErrorKind::Body,
                                     "request body shorter than its declared length",
@@ -339,7 +346,7 @@ async fn write_body(conn: &mut crate::conn::Conn, body: &mut RequestBody) -> Res
                             return Ok(());
                         }
                         sent += n as u64;
-                        if sent > *len {
+                        if sent > len {
                             return Err(Error::new(ErrorKind::Body, "request body longer than its declared length"));
                         }
                         conn.write_bytes(&chunk[..n]).await.map_err(Error::io)?;
@@ -532,6 +539,96 @@ mod tests {
         assert!(!retry_is_safe(&Method::GET, &RequestBody::Empty, &Error::new(ErrorKind::Protocol, "x")));
         let reader = RequestBody::Reader(Box::new(futures_lite::io::empty()), None);
         assert!(!retry_is_safe(&Method::PUT, &reader, &io));
+    }
+
+    /// A connection that records what the client writes and answers with
+    /// one empty response.
+    struct Capture {
+        written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+        response: &'static [u8],
+    }
+
+    impl futures_io::AsyncRead for Capture {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = self.response.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.response[..n]);
+            self.response = &self.response[n..];
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    impl futures_io::AsyncWrite for Capture {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.written.lock().unwrap().extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Sends the request `build` makes over a [`Capture`]; returns the
+    /// outcome and the bytes written.
+    fn send_captured(build: impl for<'c> FnOnce(&'c Client) -> RequestBuilder<'c>) -> (Result<()>, Vec<u8>) {
+        let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let capture = written.clone();
+        let client = Client::builder()
+            .connector(move |_| {
+                let stream =
+                    Capture { written: capture.clone(), response: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" };
+                async move { Ok(stream) }
+            })
+            .build()
+            .unwrap();
+        let result = futures_lite::future::block_on(build(&client).send()).map(drop);
+        let wire = written.lock().unwrap().clone();
+        (result, wire)
+    }
+
+    #[test]
+    fn caller_content_length_frames_a_reader_of_unknown_length() {
+        // Found by the request_encode fuzz target: a Content-Length set by
+        // the caller with a reader of unknown length was written as
+        // `Content-Length: 4` followed by a chunked body, so the server
+        // read the rest of the body as the next request.
+        let body: Vec<u8> = (0..2618).map(|i| (i % 251) as u8).collect();
+        let (result, wire) = send_captured(|client| {
+            client
+                .post("http://h/")
+                .header("content-length", "4")
+                .body_reader(futures_lite::io::Cursor::new(body), None)
+        });
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Body);
+        let text = String::from_utf8_lossy(&wire).to_ascii_lowercase();
+        assert!(text.contains("content-length: 4\r\n"), "{text}");
+        assert!(!text.contains("transfer-encoding"), "{text}");
+        let head_end = text.find("\r\n\r\n").unwrap() + 4;
+        assert!(wire.len() - head_end <= 4, "more body bytes than the Content-Length");
+
+        let (result, wire) = send_captured(|client| {
+            client.post("http://h/").header("content-length", "4").body_reader(&b"abcd"[..], None)
+        });
+        result.unwrap();
+        assert!(wire.ends_with(b"Content-Length: 4\r\n\r\nabcd"), "{:?}", String::from_utf8_lossy(&wire));
     }
 
     #[test]
