@@ -205,6 +205,8 @@ pub struct Meta {
     versions: String,
     load_start: String,
     load_end: String,
+    busy_start: String,
+    nice: i32,
     duration: Duration,
 }
 
@@ -236,6 +238,9 @@ impl Meta {
             versions: versions(),
             load_start: loadavg(),
             load_end: String::new(),
+            busy_start: busy_processes(),
+            // SAFETY: getpriority has no memory effects.
+            nice: unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
             duration: Duration::ZERO,
         }
     }
@@ -275,6 +280,19 @@ fn commit() -> String {
     if dirty == "unknown" { head } else { format!("{head} + uncommitted changes in src/ or Cargo.toml") }
 }
 
+/// The processes using the most CPU right now, other than this benchmark.
+fn busy_processes() -> String {
+    let ps = run("ps", &["-eo", "pcpu=,comm=", "--sort=-pcpu"]);
+    let busy: Vec<String> = ps
+        .lines()
+        .filter_map(|l| l.trim().split_once(' '))
+        .filter(|(cpu, comm)| !comm.starts_with("compare") && cpu.parse::<f64>().is_ok_and(|c| c >= 10.0))
+        .take(4)
+        .map(|(cpu, comm)| format!("{} {cpu}%", comm.trim()))
+        .collect();
+    if busy.is_empty() { "none above 10%".into() } else { busy.join(", ") }
+}
+
 fn loadavg() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
@@ -307,7 +325,14 @@ pub fn markdown(results: &Results, meta: &Meta, clients: &[Client]) -> String {
         meta.kernel,
         if meta.pinned { "server pinned to CPU 0, each client process to CPU 1" } else { "one CPU: nothing pinned" }
     );
-    let _ = writeln!(w, "- Load average (1, 5, 15 min) at start {}, at end {}.", meta.load_start, meta.load_end);
+    let _ = writeln!(
+        w,
+        "- Load average (1, 5, 15 min) at start {}, at end {}; other processes above 10% CPU at start: {}{}.",
+        meta.load_start,
+        meta.load_end,
+        meta.busy_start,
+        if meta.nice != 0 { format!("; the benchmark ran at nice {}", meta.nice) } else { String::new() }
+    );
     let _ = writeln!(w, "- {}; smolreq at {}; {}.", meta.rustc, meta.commit, meta.versions);
     let _ = writeln!(
         w,
