@@ -42,8 +42,14 @@ pub(crate) struct Conn {
     /// Bytes received but not consumed yet. A response head is split off
     /// the front and frozen, so its header values share this allocation;
     /// once the caller drops them the buffer is reclaimed in place.
+    ///
+    /// `buf[..filled]` is unread data; `buf[filled..]` is initialized room
+    /// for the next read (safe code can only read into initialized memory,
+    /// so room is zeroed once when it is made, not before every read).
     buf: BytesMut,
-    /// Bytes the next read asks for, between `MIN_READ` and `MAX_READ`.
+    filled: usize,
+    /// Room the buffer is given when it runs out, between `MIN_READ` and
+    /// `MAX_READ`.
     read_size: usize,
     /// Reusable buffer for the request head (and small bodies).
     pub(crate) write_buf: Vec<u8>,
@@ -83,7 +89,14 @@ impl BodyDecoder {
 
 impl Conn {
     pub(crate) fn new(stream: Stream) -> Conn {
-        Conn { stream, buf: BytesMut::new(), read_size: MIN_READ, write_buf: Vec::new(), received_any: false }
+        Conn {
+            stream,
+            buf: BytesMut::new(),
+            filled: 0,
+            read_size: MIN_READ,
+            write_buf: Vec::new(),
+            received_any: false,
+        }
     }
 
     /// Starts a new exchange on this connection.
@@ -100,7 +113,7 @@ impl Conn {
 
     /// True if bytes beyond the consumed response are sitting in the buffer.
     pub(crate) fn has_unread_bytes(&self) -> bool {
-        !self.buf.is_empty()
+        self.filled > 0
     }
 
     /// Checks an idle connection before reuse: nothing buffered, and the
@@ -139,13 +152,14 @@ impl Conn {
         let mut scanned = 0;
         let mut status_line_checked = false;
         loop {
-            let available = &self.buf[..];
+            let available = &self.buf[..self.filled];
             // Parse when a blank line may have arrived, and once when the
             // status line is complete so garbage is rejected early.
             let first_line_done = !status_line_checked && available.contains(&b'\n');
             if first_line_done || may_be_complete(available, scanned) {
                 status_line_checked = true;
                 if let Some(len) = response_head_len(available, limits)? {
+                    self.filled -= len;
                     return Ok(build_response_head(self.buf.split_to(len).freeze(), limits)?);
                 }
             }
@@ -164,22 +178,15 @@ impl Conn {
         }
     }
 
-    /// Reads once, appending to the buffer.
+    /// Reads once, appending to the unread bytes.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let len = self.buf.len();
-        // Reading needs initialized memory (no unsafe here): zero the
-        // spare room, then keep only what the read filled.
-        self.buf.resize(len + self.read_size, 0);
-        let read = Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[len..]);
-        let n = match read {
-            Poll::Ready(Ok(n)) => n,
-            other => {
-                self.buf.truncate(len);
-                return other;
-            }
-        };
-        self.buf.truncate(len + n);
-        if n == self.read_size {
+        if self.buf.len() - self.filled < MIN_READ / 4 {
+            self.make_room();
+        }
+        let room = self.buf.len() - self.filled;
+        let n = ready!(Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[self.filled..]))?;
+        self.filled += n;
+        if n == room {
             self.read_size = (self.read_size * 2).min(MAX_READ);
         }
         if n > 0 {
@@ -188,11 +195,27 @@ impl Conn {
         Poll::Ready(Ok(n))
     }
 
+    /// Gives the buffer `read_size` bytes of zeroed room after the unread
+    /// bytes. `BytesMut` reuses its allocation when nothing else shares it
+    /// (a response head split off earlier and since dropped), else it
+    /// allocates.
+    fn make_room(&mut self) {
+        self.buf.truncate(self.filled);
+        self.buf.reserve(self.read_size);
+        self.buf.resize(self.buf.capacity(), 0);
+    }
+
+    /// Drops `n` unread bytes from the front.
+    fn consume(&mut self, n: usize) {
+        self.buf.advance(n);
+        self.filled -= n;
+    }
+
     /// Copies buffered bytes into `out`, at most `limit` of them.
     fn take_buffered(&mut self, out: &mut [u8], limit: usize) -> usize {
-        let n = self.buf.len().min(out.len()).min(limit);
+        let n = self.filled.min(out.len()).min(limit);
         out[..n].copy_from_slice(&self.buf[..n]);
-        self.buf.advance(n);
+        self.consume(n);
         n
     }
 
@@ -236,13 +259,13 @@ impl Conn {
                 }
                 BodyDecoder::Chunked(chunked) => {
                     if self.has_unread_bytes() {
-                        let (consumed, written) = chunked.decode(&self.buf, out)?;
-                        self.buf.advance(consumed);
+                        let (consumed, written) = chunked.decode(&self.buf[..self.filled], out)?;
+                        self.consume(consumed);
                         if written > 0 && !chunked.is_done() && self.has_unread_bytes() {
                             // Absorb framing that follows the data (often the
                             // last chunk), so completion is noticed now.
-                            let (framing, _) = chunked.decode(&self.buf, &mut [])?;
-                            self.buf.advance(framing);
+                            let (framing, _) = chunked.decode(&self.buf[..self.filled], &mut [])?;
+                            self.consume(framing);
                         }
                         if chunked.is_done() {
                             *decoder = BodyDecoder::Done;
