@@ -343,7 +343,10 @@ async fn write_body(conn: &mut crate::conn::Conn, body: &mut RequestBody, framin
                                     "request body shorter than its declared length",
                                 ));
                             }
-                            return Ok(());
+                            // Flush: a buffering custom stream must not hold
+                            // the end of the body back.
+                            conn.write_buf.clear();
+                            return conn.write_request(&[]).await.map_err(Error::io);
                         }
                         sent += n as u64;
                         if sent > len {
