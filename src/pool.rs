@@ -18,12 +18,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::conn::Conn;
 use crate::error::Result;
+use crate::util::lock;
 
 /// How often, at most, a checkout sweeps all origins for expired idle
 /// connections and forgotten hosts.
@@ -130,12 +131,6 @@ enum Grant {
     Slot,
     /// A connection just released by a finished response.
     Conn(Idle),
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The pool never panics while holding a lock; if a caller's panic
-    // poisoned it anyway, the state is still consistent.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Pool {

@@ -12,8 +12,10 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+
+use crate::util::lock;
 
 /// Most resolver threads alive at once; further lookups wait in a queue.
 const MAX_THREADS: usize = 4;
@@ -37,10 +39,6 @@ struct Resolvers {
 }
 
 static RESOLVERS: Mutex<Resolvers> = Mutex::new(Resolvers { queue: VecDeque::new(), threads: 0 });
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Resolves `host:port` to socket addresses on a helper thread.
 pub(crate) fn resolve(host: &str, port: u16) -> Resolve {

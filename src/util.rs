@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -44,6 +45,13 @@ impl<T, F: Future<Output = Result<T>>> Future for Deadline<F> {
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// Locks `mutex`, ignoring poison: smolreq never panics while holding one
+/// of its locks, so if a caller's panic poisoned it anyway, the state is
+/// still consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The earlier of two optional deadlines.
