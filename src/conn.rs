@@ -43,10 +43,13 @@ pub(crate) struct Conn {
     /// the front and frozen, so its header values share this allocation;
     /// once the caller drops them the buffer is reclaimed in place.
     ///
-    /// `buf[..filled]` is unread data; `buf[filled..]` is initialized room
-    /// for the next read (safe code can only read into initialized memory,
-    /// so room is zeroed once when it is made, not before every read).
+    /// `buf[..start]` is consumed, `buf[start..start + filled]` unread,
+    /// and the rest initialized room for the next read: safe code can only
+    /// read into initialized memory, so room is zeroed once when it is
+    /// made, and consumed bytes are reused by moving the unread ones to the
+    /// front, never zeroed again.
     buf: BytesMut,
+    start: usize,
     filled: usize,
     /// Room the buffer is given when it runs out, between `MIN_READ` and
     /// `MAX_READ`.
@@ -92,6 +95,7 @@ impl Conn {
         Conn {
             stream,
             buf: BytesMut::new(),
+            start: 0,
             filled: 0,
             read_size: MIN_READ,
             write_buf: Vec::new(),
@@ -151,14 +155,19 @@ impl Conn {
     async fn read_one_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
         let mut scanned = 0;
         let mut status_line_checked = false;
+        if self.filled == 0 {
+            self.start = 0; // the previous response was read to its end
+        }
         loop {
-            let available = &self.buf[..self.filled];
+            let available = self.unread();
             // Parse when a blank line may have arrived, and once when the
             // status line is complete so garbage is rejected early.
             let first_line_done = !status_line_checked && available.contains(&b'\n');
             if first_line_done || may_be_complete(available, scanned) {
                 status_line_checked = true;
                 if let Some(len) = response_head_len(available, limits)? {
+                    self.buf.advance(self.start);
+                    self.start = 0;
                     self.filled -= len;
                     return Ok(build_response_head(self.buf.split_to(len).freeze(), limits)?);
                 }
@@ -178,13 +187,19 @@ impl Conn {
         }
     }
 
+    /// The bytes received and not consumed yet.
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.filled]
+    }
+
     /// Reads once, appending to the unread bytes.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.len() - self.filled < MIN_READ / 4 {
+        if self.buf.len() - self.start - self.filled < MIN_READ / 4 {
             self.make_room();
         }
-        let room = self.buf.len() - self.filled;
-        let n = ready!(Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[self.filled..]))?;
+        let end = self.start + self.filled;
+        let room = self.buf.len() - end;
+        let n = ready!(Pin::new(&mut self.stream).poll_read(cx, &mut self.buf[end..]))?;
         self.filled += n;
         if n == room {
             self.read_size = (self.read_size * 2).min(MAX_READ);
@@ -195,11 +210,21 @@ impl Conn {
         Poll::Ready(Ok(n))
     }
 
-    /// Gives the buffer `read_size` bytes of zeroed room after the unread
-    /// bytes. `BytesMut` reuses its allocation when nothing else shares it
+    /// Makes room after the unread bytes. First by moving them to the
+    /// front over consumed ones (usually there are none left to move: body
+    /// reads drain the buffer), which needs no zeroing. When that leaves
+    /// less than half a read, the buffer gets `read_size` bytes of zeroed
+    /// room: `BytesMut` reuses its allocation when nothing else shares it
     /// (a response head split off earlier and since dropped), else it
     /// allocates.
     fn make_room(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.start + self.filled, 0);
+            self.start = 0;
+        }
+        if self.buf.len() - self.filled >= self.read_size / 2 {
+            return;
+        }
         self.buf.truncate(self.filled);
         self.buf.reserve(self.read_size);
         self.buf.resize(self.buf.capacity(), 0);
@@ -207,16 +232,8 @@ impl Conn {
 
     /// Drops `n` unread bytes from the front.
     fn consume(&mut self, n: usize) {
-        self.buf.advance(n);
+        self.start += n;
         self.filled -= n;
-    }
-
-    /// Copies buffered bytes into `out`, at most `limit` of them.
-    fn take_buffered(&mut self, out: &mut [u8], limit: usize) -> usize {
-        let n = self.filled.min(out.len()).min(limit);
-        out[..n].copy_from_slice(&self.buf[..n]);
-        self.consume(n);
-        n
     }
 
     /// Reads body bytes into `out` according to `decoder`. `Ok(0)` means the
@@ -227,20 +244,47 @@ impl Conn {
         decoder: &mut BodyDecoder,
         out: &mut [u8],
     ) -> Poll<Result<usize>> {
-        if out.is_empty() {
+        self.poll_body_into(cx, decoder, &mut SliceSink { out, written: 0 })
+    }
+
+    /// Appends body bytes to `out` according to `decoder`, without zeroing
+    /// anything first. `Ok(0)` means the body is complete.
+    pub(crate) fn poll_body_append(
+        &mut self,
+        cx: &mut Context<'_>,
+        decoder: &mut BodyDecoder,
+        out: &mut Vec<u8>,
+    ) -> Poll<Result<usize>> {
+        self.poll_body_into(cx, decoder, out)
+    }
+
+    /// Bytes received and not yet taken by the current response: an upper
+    /// bound of the decoded body bytes that are already here.
+    pub(crate) fn buffered(&self) -> usize {
+        self.filled
+    }
+
+    fn poll_body_into<S: Sink>(
+        &mut self,
+        cx: &mut Context<'_>,
+        decoder: &mut BodyDecoder,
+        out: &mut S,
+    ) -> Poll<Result<usize>> {
+        if out.room() == 0 {
             return Poll::Ready(Ok(0));
         }
         loop {
             match decoder {
                 BodyDecoder::Done => return Poll::Ready(Ok(0)),
                 BodyDecoder::Length(remaining) => {
-                    let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(out.len());
+                    let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(out.room());
                     let n = if self.has_unread_bytes() {
                         self.take_buffered(out, want)
-                    } else if want >= self.read_size {
-                        // Large reads go straight into the caller's buffer.
-                        let n =
-                            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut out[..want])).map_err(Error::io)?;
+                    } else if want >= self.read_size
+                        && let Some(read) = out.poll_direct(cx, &mut self.stream, want)
+                    {
+                        // Large reads go straight to the caller.
+                        let n = ready!(read).map_err(Error::io)?;
                         if n == 0 {
                             return Poll::Ready(Err(ProtoError::TruncatedBody.into()));
                         }
@@ -259,12 +303,13 @@ impl Conn {
                 }
                 BodyDecoder::Chunked(chunked) => {
                     if self.has_unread_bytes() {
-                        let (consumed, written) = chunked.decode(&self.buf[..self.filled], out)?;
+                        let (consumed, written) =
+                            out.decode(chunked, &self.buf[self.start..self.start + self.filled])?;
                         self.consume(consumed);
                         if written > 0 && !chunked.is_done() && self.has_unread_bytes() {
                             // Absorb framing that follows the data (often the
                             // last chunk), so completion is noticed now.
-                            let (framing, _) = chunked.decode(&self.buf[..self.filled], &mut [])?;
+                            let (framing, _) = chunked.decode(self.unread(), &mut [])?;
                             self.consume(framing);
                         }
                         if chunked.is_done() {
@@ -289,8 +334,13 @@ impl Conn {
                 BodyDecoder::Close => {
                     let n = if self.has_unread_bytes() {
                         self.take_buffered(out, usize::MAX)
+                    } else if let Some(read) = out.poll_direct(cx, &mut self.stream, usize::MAX) {
+                        ready!(read).map_err(Error::io)?
                     } else {
-                        ready!(Pin::new(&mut self.stream).poll_read(cx, out)).map_err(Error::io)?
+                        if ready!(self.poll_fill(cx)).map_err(Error::io)? > 0 {
+                            continue;
+                        }
+                        0
                     };
                     if n == 0 {
                         *decoder = BodyDecoder::Done;
@@ -299,6 +349,88 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Moves buffered bytes to `out`, at most `limit` of them.
+    fn take_buffered(&mut self, out: &mut impl Sink, limit: usize) -> usize {
+        let n = self.filled.min(out.room()).min(limit);
+        out.put(&self.unread()[..n]);
+        self.consume(n);
+        n
+    }
+}
+
+/// Where body bytes go: a caller's slice (`AsyncRead`) or a growing vector
+/// (`Response::bytes`). Generic, so each use compiles to its own code.
+trait Sink {
+    /// How many more bytes fit.
+    fn room(&self) -> usize;
+    /// Takes bytes (no more than `room`).
+    fn put(&mut self, data: &[u8]);
+    /// Decodes chunked `input` into the sink: (input consumed, bytes put).
+    fn decode(&mut self, chunked: &mut ChunkedDecoder, input: &[u8]) -> Result<(usize, usize)>;
+    /// Reads up to `max` bytes straight from the stream, bypassing the
+    /// connection's buffer; `None` when this sink cannot for this stream.
+    fn poll_direct(&mut self, cx: &mut Context<'_>, stream: &mut Stream, max: usize)
+    -> Option<Poll<io::Result<usize>>>;
+}
+
+struct SliceSink<'a> {
+    out: &'a mut [u8],
+    written: usize,
+}
+
+impl Sink for SliceSink<'_> {
+    fn room(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    fn put(&mut self, data: &[u8]) {
+        self.out[self.written..self.written + data.len()].copy_from_slice(data);
+        self.written += data.len();
+    }
+
+    fn decode(&mut self, chunked: &mut ChunkedDecoder, input: &[u8]) -> Result<(usize, usize)> {
+        let (consumed, written) = chunked.decode(input, &mut self.out[self.written..])?;
+        self.written += written;
+        Ok((consumed, written))
+    }
+
+    fn poll_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+        max: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let room = &mut self.out[self.written..];
+        let max = max.min(room.len());
+        Some(Pin::new(stream).poll_read(cx, &mut room[..max]).map_ok(|n| {
+            self.written += n;
+            n
+        }))
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn room(&self) -> usize {
+        usize::MAX - self.len()
+    }
+
+    fn put(&mut self, data: &[u8]) {
+        self.extend_from_slice(data);
+    }
+
+    fn decode(&mut self, chunked: &mut ChunkedDecoder, input: &[u8]) -> Result<(usize, usize)> {
+        Ok(chunked.decode_append(input, self, usize::MAX)?)
+    }
+
+    fn poll_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+        max: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        stream.can_append().then(|| stream.poll_read_append(cx, self, u64::try_from(max).unwrap_or(u64::MAX)))
     }
 }
 

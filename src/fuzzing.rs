@@ -213,6 +213,17 @@ impl Conn {
         self.0.poll_body(cx, &mut decoder.0, out)
     }
 
+    /// Appends body bytes to `out`; `Ok(0)` at the clean end (the path
+    /// `Response::bytes` takes).
+    pub fn poll_body_append(
+        &mut self,
+        cx: &mut Context<'_>,
+        decoder: &mut BodyDecoder,
+        out: &mut Vec<u8>,
+    ) -> Poll<Result<usize>> {
+        self.0.poll_body_append(cx, &mut decoder.0, out)
+    }
+
     /// True if received bytes beyond what was consumed sit in the buffer.
     pub fn has_unread_bytes(&self) -> bool {
         self.0.has_unread_bytes()

@@ -14,7 +14,7 @@ use futures_lite::future::poll_fn;
 use http::header::{self, HeaderMap};
 use http::{StatusCode, Uri, Version};
 
-use crate::conn::BodyDecoder;
+use crate::conn::{BodyDecoder, Conn};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::Lease;
 use crate::proto::head::ResponseHead;
@@ -213,30 +213,51 @@ impl Body {
         // Trust a declared length for the first allocation only up to a
         // bound: a hostile Content-Length must not reserve gigabytes.
         const MAX_PREALLOC: u64 = 16 << 20;
-        const STEP: usize = 16 * 1024;
-        // `vec!` asks the allocator for zeroed memory (calloc), which is
-        // often cheaper than zeroing by hand.
-        let mut out = match hint {
-            Some(n) => vec![0; usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(STEP)],
-            None => vec![0; STEP],
+        // Without a length, what the connection already holds bounds the
+        // decoded bytes that are here; beyond it the vector doubles.
+        let buffered = self.lease.as_mut().map_or(0, |lease| lease.conn().buffered());
+        let capacity = match hint {
+            Some(n) => usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(0),
+            None => buffered.max(1024),
         };
-        let mut len = 0;
-        loop {
-            if self.decoder.is_done() {
-                // Complete (and released): no need for a read that says so.
-                out.truncate(len);
-                return Ok(out);
+        let mut out = Vec::with_capacity(capacity);
+        // Appends straight into spare capacity: nothing is zeroed first.
+        while poll_fn(|cx| self.poll_with(cx, |conn, cx, decoder| conn.poll_body_append(cx, decoder, &mut out)))
+            .await
+            .map_err(Error::io)?
+            > 0
+        {}
+        Ok(out)
+    }
+
+    /// Runs one read step of the body with `read`, then applies the rules
+    /// every read shares: a clean end releases the lease, an error closes
+    /// the connection for good, and waiting past the deadline is an error.
+    fn poll_with(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: impl FnOnce(&mut Conn, &mut Context<'_>, &mut BodyDecoder) -> Poll<Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if self.failed {
+            return Poll::Ready(Err(io::Error::other("response body already failed")));
+        }
+        let Some(lease) = self.lease.as_mut() else {
+            return Poll::Ready(Ok(0)); // finished
+        };
+        match read(lease.conn(), cx, &mut self.decoder) {
+            Poll::Ready(Ok(n)) => {
+                if self.decoder.is_done() {
+                    self.finish();
+                }
+                Poll::Ready(Ok(n))
             }
-            if len == out.len() {
-                let grow = out.len().clamp(STEP, 4 << 20);
-                out.resize(out.len() + grow, 0);
+            Poll::Ready(Err(err)) => Poll::Ready(Err(self.fail(err))),
+            Poll::Pending => {
+                let Some(deadline) = self.deadline else { return Poll::Pending };
+                let timer = self.timer.get_or_insert_with(|| Timer::at(deadline));
+                ready!(Pin::new(timer).poll(cx));
+                Poll::Ready(Err(self.fail(Error::new(ErrorKind::Timeout, "deadline elapsed while reading the body"))))
             }
-            let n = poll_fn(|cx| Pin::new(&mut *self).poll_read(cx, &mut out[len..])).await.map_err(Error::io)?;
-            if n == 0 {
-                out.truncate(len);
-                return Ok(out);
-            }
-            len += n;
         }
     }
 }
@@ -249,28 +270,7 @@ impl fmt::Debug for Body {
 
 impl AsyncRead for Body {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        if this.failed {
-            return Poll::Ready(Err(io::Error::other("response body already failed")));
-        }
-        let Some(lease) = this.lease.as_mut() else {
-            return Poll::Ready(Ok(0)); // finished
-        };
-        match lease.conn().poll_body(cx, &mut this.decoder, buf) {
-            Poll::Ready(Ok(n)) => {
-                if this.decoder.is_done() {
-                    this.finish();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(this.fail(err))),
-            Poll::Pending => {
-                let Some(deadline) = this.deadline else { return Poll::Pending };
-                let timer = this.timer.get_or_insert_with(|| Timer::at(deadline));
-                ready!(Pin::new(timer).poll(cx));
-                Poll::Ready(Err(this.fail(Error::new(ErrorKind::Timeout, "deadline elapsed while reading the body"))))
-            }
-        }
+        self.poll_with(cx, |conn, cx, decoder| conn.poll_body(cx, decoder, buf))
     }
 }
 

@@ -12,11 +12,11 @@
 
 use std::fmt;
 use std::future::Future;
-use std::io;
+use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Instant;
 
 use async_io::Async;
@@ -145,6 +145,47 @@ impl Stream {
             Stream::Tls(tls) => tls.is_reusable_idle(),
             #[cfg(feature = "native-tls")]
             Stream::CustomTls(tls) => tls.is_reusable_idle(),
+        }
+    }
+
+    /// Whether [`poll_read_append`](Self::poll_read_append) can read
+    /// straight into a vector's spare capacity.
+    pub(crate) fn can_append(&self) -> bool {
+        matches!(self, Stream::Tcp(_))
+    }
+
+    /// Plain TCP only: appends at most `max` bytes to `out` without zeroing
+    /// its spare capacity first. Safe code can only hand a reader
+    /// initialized memory, so this goes through the standard library's
+    /// `read_to_end` on the socket, which reads into spare capacity (and
+    /// keeps what it read when the non-blocking socket says `WouldBlock`).
+    /// `Ok(0)` is end of stream (or `max` is 0). Other streams return an
+    /// error; callers check [`can_append`](Self::can_append) first.
+    pub(crate) fn poll_read_append(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+        max: u64,
+    ) -> Poll<io::Result<usize>> {
+        let Stream::Tcp(tcp) = self else {
+            return Poll::Ready(Err(io::Error::other("direct reads need a plain TCP stream")));
+        };
+        loop {
+            let before = out.len();
+            let mut socket: &TcpStream = tcp.get_ref();
+            match Read::take(&mut socket, max).read_to_end(out) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if out.len() > before {
+                        return Poll::Ready(Ok(out.len() - before));
+                    }
+                    ready!(tcp.poll_readable(cx))?;
+                }
+                Err(e) => {
+                    out.truncate(before);
+                    return Poll::Ready(Err(e));
+                }
+            }
         }
     }
 }

@@ -641,6 +641,122 @@ fn bytes_after_a_response_never_become_the_next_response() {
 }
 
 // ---------------------------------------------------------------------------
+// Large bodies: `bytes()` reads these straight into its vector
+// ---------------------------------------------------------------------------
+
+/// `len` bytes that differ from one position to the next, so a byte read
+/// twice, skipped or misplaced changes the result.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ (i >> 12) as u8).collect()
+}
+
+/// A server answering the first request with a `len`-byte body framed by
+/// `framing` and written in pieces of `piece` bytes with short pauses (so
+/// the client sees partial reads and would-block in the middle), then
+/// [`SECOND`] to every later request.
+fn large_body_server(len: usize, framing: &'static str, piece: usize) -> Server {
+    let body = pattern(len);
+    let count = AtomicUsize::new(0);
+    Server::start(move |conn| {
+        while conn.read_request().is_some() {
+            if count.fetch_add(1, Ordering::SeqCst) > 0 {
+                conn.write(SECOND);
+                continue;
+            }
+            let mut wire = Vec::new();
+            match framing {
+                "length" => {
+                    wire.extend_from_slice(format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes());
+                    wire.extend_from_slice(&body);
+                }
+                "chunked" => {
+                    wire.extend_from_slice(&chunked_head());
+                    for chunk in body.chunks(1000) {
+                        wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                        wire.extend_from_slice(chunk);
+                        wire.extend_from_slice(b"\r\n");
+                    }
+                    wire.extend_from_slice(b"0\r\n\r\n");
+                }
+                _ => {
+                    wire.extend_from_slice(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                    wire.extend_from_slice(&body);
+                }
+            }
+            for (i, part) in wire.chunks(piece).enumerate() {
+                conn.write(part);
+                if i % 4 == 3 {
+                    thread::sleep(Duration::from_millis(2));
+                }
+            }
+            if framing == "close" {
+                conn.close();
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn large_content_length_body_in_pieces_is_exact_and_connection_reused() {
+    run(|| async {
+        let len = (1 << 20) + 17;
+        let server = large_body_server(len, "length", 50_000);
+        let client = Client::new();
+        let (status, body) = get_body(&client, &server.url("/")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body == pattern(len), "the body differs from what was sent ({} of {len} bytes)", body.len());
+        assert_eq!(second_request(&client, &server).await, 1, "a fully read body releases its connection");
+    });
+}
+
+#[test]
+fn large_chunked_body_in_pieces_is_exact_and_connection_reused() {
+    run(|| async {
+        let len = 300_000;
+        let server = large_body_server(len, "chunked", 7_000);
+        let client = Client::new();
+        let (_, body) = get_body(&client, &server.url("/")).await;
+        assert!(body == pattern(len), "the body differs from what was sent ({} of {len} bytes)", body.len());
+        assert_eq!(second_request(&client, &server).await, 1);
+    });
+}
+
+#[test]
+fn large_close_delimited_body_in_pieces_is_exact_and_not_reused() {
+    run(|| async {
+        let len = 500_000;
+        let server = large_body_server(len, "close", 30_000);
+        let client = Client::new();
+        let (_, body) = get_body(&client, &server.url("/")).await;
+        assert!(body == pattern(len), "the body differs from what was sent ({} of {len} bytes)", body.len());
+        assert_eq!(second_request(&client, &server).await, 2);
+    });
+}
+
+#[test]
+fn truncated_large_content_length_body_is_an_error_not_a_short_body() {
+    let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    raw.extend_from_slice(&pattern(300_000));
+    rejects(raw);
+}
+
+#[test]
+fn bytes_after_a_large_body_are_not_read_into_it_nor_taken_as_the_next_response() {
+    run(|| async {
+        let len = 200_000;
+        let mut raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+        raw.extend_from_slice(&pattern(len));
+        raw.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil");
+        let server = scripted(raw);
+        let client = Client::new();
+        let (_, body) = get_body(&client, &server.url("/")).await;
+        assert!(body == pattern(len), "the body must stop exactly at its length ({} of {len} bytes)", body.len());
+        assert_eq!(second_request(&client, &server).await, 2);
+    });
+}
+
+// ---------------------------------------------------------------------------
 // Limits
 // ---------------------------------------------------------------------------
 

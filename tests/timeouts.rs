@@ -400,6 +400,33 @@ fn timeout_when_body_stalls_bytes() {
     assert_client_closed(&rx);
 }
 
+/// Sends the head and 300 KiB of a 1 MiB body, then stalls: `bytes()`
+/// reads such a body straight into its vector, and must still time out.
+fn stall_mid_large_body(conn: &mut Conn) -> bool {
+    conn.read_request();
+    conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n");
+    conn.write(&vec![b'x'; 300 << 10]);
+    conn.wait_peer_close(STALL)
+}
+
+#[test]
+fn timeout_when_large_body_stalls_bytes() {
+    let (server, rx) = first_conn_misbehaves(stall_mid_large_body);
+    let url = server.url("/large");
+    let ok_url = server.url("/ok");
+    run(move || async move {
+        let timeout = Duration::from_secs(1);
+        let client = one_connection_client(Some(timeout));
+        let start = Instant::now();
+        let resp = client.get(url).send().await.expect("the head arrives in time");
+        let err = resp.bytes().await.expect_err("part of a body is not a success");
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+        assert_fired_on_time(start.elapsed(), timeout);
+        assert_slot_is_free(&client, ok_url).await;
+    });
+    assert_client_closed(&rx);
+}
+
 #[test]
 fn timeout_when_body_stalls_async_read() {
     let (server, rx) = first_conn_misbehaves(stall_mid_body);

@@ -62,10 +62,13 @@ fuzz_target!(|data: &[u8]| {
 
     let split = read_body(stream, framing, &limits, Sizes::from_bytes(reads), Sizes::from_bytes(outs), pending_every);
     let whole = read_body(stream, framing, &limits, Sizes::whole(), Sizes::fixed(stream.len() + 1), 0);
-    match (&split, &whole) {
-        (Ok(a), Ok(b)) => assert_eq!(a, b, "the body depends on the split"),
-        (Err(_), Err(_)) => {}
-        _ => panic!("the outcome depends on the split: {split:?} vs {whole:?}"),
+    let appended = read_body_append(stream, framing, &limits, Sizes::from_bytes(reads), pending_every);
+    for other in [&whole, &appended] {
+        match (&split, other) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "the body depends on the split or the reading path"),
+            (Err(_), Err(_)) => {}
+            _ => panic!("the outcome depends on the split or the reading path: {split:?} vs {other:?}"),
+        }
     }
 
     let expected = match framing {
@@ -107,6 +110,41 @@ fn read_body(
     let mut conn = Conn::new(ReadStream::new(stream, reads).with_pending_every(pending_every));
     let mut decoder = BodyDecoder::new(framing, limits);
     drain(&mut conn, &mut decoder, outs, stream.len())
+}
+
+/// Reads a whole body by appending to a vector, as `Response::bytes` does.
+fn read_body_append(
+    stream: &[u8],
+    framing: Framing,
+    limits: &Limits,
+    reads: Sizes,
+    pending_every: usize,
+) -> Result<Vec<u8>, String> {
+    let mut conn = Conn::new(ReadStream::new(stream, reads).with_pending_every(pending_every));
+    let mut decoder = BodyDecoder::new(framing, limits);
+    let mut driver = Driver::new(4 * stream.len() + 64);
+    let mut body = Vec::new();
+    loop {
+        driver.steps += 1;
+        assert!(driver.steps <= driver.budget, "no end after {} polls", driver.budget);
+        let before = body.len();
+        match conn.poll_body_append(&mut Context::from_waker(&driver.waker), &mut decoder, &mut body) {
+            Poll::Ready(Ok(0)) => {
+                assert!(decoder.is_done(), "Ok(0) before the end of the body");
+                assert_eq!(body.len(), before, "bytes appended with Ok(0)");
+                return Ok(body);
+            }
+            Poll::Ready(Ok(k)) => {
+                assert_eq!(body.len(), before + k, "appended bytes and the count differ");
+                assert!(body.len() <= stream.len(), "more body bytes than input bytes");
+            }
+            Poll::Ready(Err(e)) => return Err(e.to_string()),
+            Poll::Pending => {
+                assert_eq!(body.len(), before, "bytes appended with Pending");
+                assert!(driver.flag.take(), "Pending without a wake-up");
+            }
+        }
+    }
 }
 
 fn drain(conn: &mut Conn, decoder: &mut BodyDecoder, mut outs: Sizes, len: usize) -> Result<Vec<u8>, String> {

@@ -125,21 +125,47 @@ impl ChunkedDecoder {
     /// Once the body is done it consumes nothing: bytes after the body are
     /// the caller's.
     pub(crate) fn decode(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), ProtoError> {
-        let mut consumed = 0;
         let mut written = 0;
+        let consumed = self.decode_with(input, out.len(), |data| {
+            out[written..written + data.len()].copy_from_slice(data);
+            written += data.len();
+        })?;
+        Ok((consumed, written))
+    }
+
+    /// Like [`decode`](Self::decode), but appends chunk data to `out`, at
+    /// most `room` bytes. Returns (bytes of input consumed, bytes appended).
+    /// Nothing has to be zeroed in advance, so collecting a whole body this
+    /// way costs one copy per byte and amortized growth of `out`.
+    pub(crate) fn decode_append(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        room: usize,
+    ) -> Result<(usize, usize), ProtoError> {
+        let before = out.len();
+        let consumed = self.decode_with(input, room, |data| out.extend_from_slice(data))?;
+        Ok((consumed, out.len() - before))
+    }
+
+    /// The decoding loop: hands chunk data to `put` in slices totalling at
+    /// most `room` bytes; returns the input consumed.
+    fn decode_with(&mut self, input: &[u8], room: usize, mut put: impl FnMut(&[u8])) -> Result<usize, ProtoError> {
+        let mut consumed = 0;
+        let mut room = room;
         loop {
             match self.state {
                 State::Failed(ref error) => return Err(error.clone()),
                 State::Done => break,
                 State::Data(remaining) => {
-                    let available = (input.len() - consumed).min(out.len() - written);
+                    let available = (input.len() - consumed).min(room);
                     let n = usize::try_from(remaining).map_or(available, |r| r.min(available));
                     if n == 0 {
                         break;
                     }
-                    out[written..written + n].copy_from_slice(&input[consumed..consumed + n]);
+                    put(&input[consumed..consumed + n]);
                     consumed += n;
-                    written += n;
+                    room -= n;
                     let remaining = remaining - n as u64;
                     self.state = if remaining == 0 { State::Framing(Framing::DataCr) } else { State::Data(remaining) };
                 }
@@ -156,7 +182,7 @@ impl ChunkedDecoder {
                 }
             }
         }
-        Ok((consumed, written))
+        Ok(consumed)
     }
 
     /// True once the last chunk and the trailer section (final CRLF) have been consumed.

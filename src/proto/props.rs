@@ -61,6 +61,25 @@ fn decode_split(wire: &[u8], in_step: usize, out_step: usize) -> (Vec<u8>, usize
     (body, pos)
 }
 
+/// As [`decode_split`], but appending to a vector at most `room` bytes
+/// per call (the path `Response::bytes` takes).
+fn decode_append_split(wire: &[u8], in_step: usize, room: usize) -> (Vec<u8>, usize) {
+    let limits = Limits::default();
+    let mut decoder = ChunkedDecoder::new(limits.max_chunk_line, limits.max_trailer_size);
+    let mut body = Vec::new();
+    let mut pos = 0;
+    while !decoder.is_done() {
+        assert!(pos < wire.len(), "input ended before the body");
+        let end = wire.len().min(pos + in_step);
+        let before = body.len();
+        let (consumed, appended) = decoder.decode_append(&wire[pos..end], &mut body, room).expect("valid chunked body");
+        assert!(consumed > 0 || decoder.is_done(), "no progress at {pos}");
+        assert!(appended <= room && body.len() - before == appended, "appended {appended}, room {room}");
+        pos += consumed;
+    }
+    (body, pos)
+}
+
 fn token() -> impl Strategy<Value = String> {
     "[!#$%&'*+.^_`|~0-9A-Za-z-]{1,12}"
 }
@@ -90,7 +109,10 @@ proptest! {
         prop_assert_eq!(&decoded, &body);
         prop_assert_eq!(consumed, end);
         let (whole, _) = decode_split(&wire, wire.len(), body.len() + 1);
-        prop_assert_eq!(whole, body);
+        prop_assert_eq!(&whole, &body);
+        let (appended, consumed) = decode_append_split(&wire, in_step, out_step);
+        prop_assert_eq!(&appended, &body);
+        prop_assert_eq!(consumed, end);
     }
 
     #[test]
