@@ -11,7 +11,9 @@
 //! * no panic, no loop: the number of polls is bounded, and Pending only
 //!   after a wake-up was arranged;
 //! * the same bytes or the same failure whatever the split (the fuzzed
-//!   split against whole reads into a large buffer);
+//!   split against whole reads into a large buffer) and whatever the
+//!   reading path (caller's buffers, or appending to a vector as
+//!   `Response::bytes` does);
 //! * for chunked input, the result equals the reference decoder below (or
 //!   both fail, and a truncated body is reported as truncated by both);
 //! * the body ends exactly where the framing says: the next response head
