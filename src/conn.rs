@@ -29,7 +29,10 @@ const MIN_READ: usize = 4 * 1024;
 /// The most one read asks for. A read that fills its whole request doubles
 /// the next one, so a connection streaming a large body reads in large
 /// steps (fewer syscalls) while one serving small responses stays small.
-const MAX_READ: usize = 64 * 1024;
+/// 128 KiB rather than 64: a buffer is refilled once less than half a read
+/// of room is left, so with 64 KiB a response of just over 64 KiB took two
+/// reads almost every time (benchmark (d): 0.83 -> 0.91 x the floor).
+const MAX_READ: usize = 128 * 1024;
 
 /// At most this many interim (1xx) responses are skipped before one final
 /// response; a server that sends more is broken or hostile.
