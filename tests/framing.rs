@@ -697,41 +697,35 @@ fn large_body_server(len: usize, framing: &'static str, piece: usize) -> Server 
     })
 }
 
+/// GETs a large body from [`large_body_server`], checks it byte for byte,
+/// then sends a second request; returns the connections the server saw.
+fn large_body_then_second_request(len: usize, framing: &'static str, piece: usize) -> usize {
+    with_deadline(TEST_DEADLINE, move || {
+        smol::block_on(async move {
+            let server = large_body_server(len, framing, piece);
+            let client = Client::new();
+            let (status, body) = get_body(&client, &server.url("/")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(body == pattern(len), "the body differs from what was sent ({} of {len} bytes)", body.len());
+            second_request(&client, &server).await
+        })
+    })
+}
+
 #[test]
 fn large_content_length_body_in_pieces_is_exact_and_connection_reused() {
-    run(|| async {
-        let len = (1 << 20) + 17;
-        let server = large_body_server(len, "length", 50_000);
-        let client = Client::new();
-        let (status, body) = get_body(&client, &server.url("/")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert!(body == pattern(len), "the body differs from what was sent ({} of {len} bytes)", body.len());
-        assert_eq!(second_request(&client, &server).await, 1, "a fully read body releases its connection");
-    });
+    let connections = large_body_then_second_request((1 << 20) + 17, "length", 50_000);
+    assert_eq!(connections, 1, "a fully read body releases its connection");
 }
 
 #[test]
 fn large_chunked_body_in_pieces_is_exact_and_connection_reused() {
-    run(|| async {
-        let len = 300_000;
-        let server = large_body_server(len, "chunked", 7_000);
-        let client = Client::new();
-        let (_, body) = get_body(&client, &server.url("/")).await;
-        assert!(body == pattern(len), "the body differs from what was sent ({} of {len} bytes)", body.len());
-        assert_eq!(second_request(&client, &server).await, 1);
-    });
+    assert_eq!(large_body_then_second_request(300_000, "chunked", 7_000), 1);
 }
 
 #[test]
 fn large_close_delimited_body_in_pieces_is_exact_and_not_reused() {
-    run(|| async {
-        let len = 500_000;
-        let server = large_body_server(len, "close", 30_000);
-        let client = Client::new();
-        let (_, body) = get_body(&client, &server.url("/")).await;
-        assert!(body == pattern(len), "the body differs from what was sent ({} of {len} bytes)", body.len());
-        assert_eq!(second_request(&client, &server).await, 2);
-    });
+    assert_eq!(large_body_then_second_request(500_000, "close", 30_000), 2);
 }
 
 #[test]
