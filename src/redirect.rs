@@ -1,91 +1,151 @@
-//! Resolving a `Location` against the URL it came from (RFC 3986 section 5).
+//! Resolving a `Location` against the URL it came from: RFC 3986 section
+//! 5.2, exactly (strict parser, `remove_dot_segments` on every form).
 
 use http::Uri;
 
-/// Resolves `location` (absolute, scheme-relative, absolute-path, relative
-/// path or query-only) against `base`. The fragment is dropped. Returns
-/// `None` when the result is not a valid http(s) URL.
+/// Resolves `location` against `base`. The fragment is dropped (it is
+/// never sent). Returns `None` when the result is not a valid http(s) URL.
 pub(crate) fn resolve(base: &Uri, location: &str) -> Option<Uri> {
     let location = location.trim();
     if location.is_empty() || location.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return None;
     }
-    let location = location.split('#').next().unwrap_or("");
-    let scheme = base.scheme_str()?;
-    let authority = base.authority()?.as_str();
-    let resolved = if has_scheme(location) {
-        location.to_owned()
-    } else if let Some(rest) = location.strip_prefix("//") {
-        format!("{scheme}://{rest}")
-    } else {
-        let (ref_path, ref_query) = match location.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (location, None),
-        };
-        let base_path = base.path();
-        let path = if ref_path.is_empty() {
-            base_path.to_owned()
-        } else if ref_path.starts_with('/') {
-            remove_dot_segments(ref_path)
-        } else {
-            let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
-            let dir = if dir.is_empty() { "/" } else { dir };
-            remove_dot_segments(&format!("{dir}{ref_path}"))
-        };
-        let query = match (ref_path.is_empty(), ref_query) {
-            (_, Some(q)) => Some(q),
-            (true, None) => base.query(),
-            (false, None) => None,
-        };
-        match query {
-            Some(q) => format!("{scheme}://{authority}{path}?{q}"),
-            None => format!("{scheme}://{authority}{path}"),
-        }
+    let base = Reference {
+        scheme: Some(base.scheme_str()?),
+        authority: Some(base.authority()?.as_str()),
+        path: base.path(),
+        query: base.query(),
+        fragment: None,
     };
-    let uri: Uri = resolved.parse().ok()?;
-    uri.host()?;
-    Some(uri)
+    let mut target = resolve_reference(&base, &Reference::parse(location));
+    let http = target.scheme.is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
+    if !http || target.authority.is_none_or(str::is_empty) {
+        return None; // `http:g` is a valid reference, but no URL to fetch
+    }
+    target.fragment = None;
+    let uri: Uri = target.to_string().parse().ok()?;
+    (uri.scheme().is_some() && uri.host().is_some()).then_some(uri)
 }
 
-fn has_scheme(s: &str) -> bool {
-    match s.find(':') {
-        Some(i) if i > 0 => {
-            let scheme = &s[..i];
-            scheme.as_bytes()[0].is_ascii_alphabetic()
-                && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
-        }
-        _ => false,
+/// A URI reference split into its five components (RFC 3986 section 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reference<'a, P = &'a str> {
+    scheme: Option<&'a str>,
+    authority: Option<&'a str>,
+    path: P,
+    query: Option<&'a str>,
+    fragment: Option<&'a str>,
+}
+
+impl<'a> Reference<'a> {
+    /// Splits a reference as the regular expression of RFC 3986 appendix B
+    /// does: `^(([^:/?#]+):)?(//([^/?#]*))?([^?#]*)(\?([^#]*))?(#(.*))?`. A
+    /// would-be scheme that is not `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`
+    /// makes the whole reference a relative path.
+    fn parse(s: &'a str) -> Reference<'a> {
+        let (rest, fragment) = match s.split_once('#') {
+            Some((rest, fragment)) => (rest, Some(fragment)),
+            None => (s, None),
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let (scheme, rest) = match rest.find([':', '/']) {
+            Some(i) if rest.as_bytes()[i] == b':' && is_scheme(&rest[..i]) => (Some(&rest[..i]), &rest[i + 1..]),
+            _ => (None, rest),
+        };
+        let (authority, path) = match rest.strip_prefix("//") {
+            Some(rest) => {
+                let end = rest.find('/').unwrap_or(rest.len());
+                (Some(&rest[..end]), &rest[end..])
+            }
+            None => (None, rest),
+        };
+        Reference { scheme, authority, path, query, fragment }
     }
 }
 
-/// RFC 3986 section 5.2.4, for a path that starts with `/`.
+fn is_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.')
+}
+
+/// RFC 3986 section 5.2.2, the strict variant: a reference with a scheme
+/// is absolute even when its scheme is the base's (`http:g` stays `http:g`).
+fn resolve_reference<'a>(base: &Reference<'a>, r: &Reference<'a>) -> Reference<'a, String> {
+    let (scheme, authority, path, query);
+    if r.scheme.is_some() {
+        (scheme, authority, path, query) = (r.scheme, r.authority, remove_dot_segments(r.path), r.query);
+    } else if r.authority.is_some() {
+        (scheme, authority, path, query) = (base.scheme, r.authority, remove_dot_segments(r.path), r.query);
+    } else if r.path.is_empty() {
+        (scheme, authority, path, query) = (base.scheme, base.authority, base.path.to_owned(), r.query.or(base.query));
+    } else if r.path.starts_with('/') {
+        (scheme, authority, path, query) = (base.scheme, base.authority, remove_dot_segments(r.path), r.query);
+    } else {
+        (scheme, authority, path, query) =
+            (base.scheme, base.authority, remove_dot_segments(&merge(base, r.path)), r.query);
+    }
+    Reference { scheme, authority, path, query, fragment: r.fragment }
+}
+
+/// RFC 3986 section 5.2.3.
+fn merge(base: &Reference<'_>, path: &str) -> String {
+    if base.authority.is_some() && base.path.is_empty() {
+        return format!("/{path}");
+    }
+    let dir = &base.path[..base.path.rfind('/').map_or(0, |i| i + 1)];
+    format!("{dir}{path}")
+}
+
+/// RFC 3986 section 5.2.4, step by step over an input buffer.
 fn remove_dot_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let last = segments.len().saturating_sub(1);
-    let mut trailing_slash = false;
-    for (i, segment) in segments.iter().enumerate() {
-        match *segment {
-            "." => trailing_slash = i == last,
-            ".." => {
-                out.pop();
-                trailing_slash = i == last;
-            }
-            s => {
-                out.push(s);
-                trailing_slash = false;
-            }
+    let mut input = path;
+    let mut output = String::with_capacity(path.len());
+    while !input.is_empty() {
+        if let Some(rest) = input.strip_prefix("../").or_else(|| input.strip_prefix("./")) {
+            input = rest; // A
+        } else if input.starts_with("/./") {
+            input = &input[2..]; // B
+        } else if input == "/." {
+            input = "/"; // B
+        } else if input.starts_with("/../") || input == "/.." {
+            // C: replace the prefix with "/" and drop the last output segment.
+            input = if input == "/.." { "/" } else { &input[3..] };
+            output.truncate(output.rfind('/').unwrap_or(0));
+        } else if input == "." || input == ".." {
+            input = ""; // D
+        } else {
+            // E: move the first segment (with its leading "/", if any).
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            output.push_str(&input[..end]);
+            input = &input[end..];
         }
     }
-    let mut result = String::with_capacity(path.len());
-    for s in &out {
-        result.push('/');
-        result.push_str(s);
+    output
+}
+
+impl std::fmt::Display for Reference<'_, String> {
+    /// RFC 3986 section 5.3, component recomposition.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(scheme) = self.scheme {
+            write!(f, "{scheme}:")?;
+        }
+        if let Some(authority) = self.authority {
+            write!(f, "//{authority}")?;
+        }
+        f.write_str(&self.path)?;
+        if let Some(query) = self.query {
+            write!(f, "?{query}")?;
+        }
+        if let Some(fragment) = self.fragment {
+            write!(f, "#{fragment}")?;
+        }
+        Ok(())
     }
-    if trailing_slash || result.is_empty() {
-        result.push('/');
-    }
-    result
 }
 
 #[cfg(test)]
@@ -96,14 +156,111 @@ mod tests {
         resolve(&base.parse().unwrap(), loc).map(|u| u.to_string())
     }
 
+    /// The resolution of RFC 3986 itself, fragments included.
+    fn rfc(reference: &str) -> String {
+        let base = Reference::parse("http://a/b/c/d;p?q");
+        resolve_reference(&base, &Reference::parse(reference)).to_string()
+    }
+
+    /// Every example of RFC 3986 section 5.4.1.
+    #[test]
+    fn rfc3986_normal_examples() {
+        let examples = [
+            ("g:h", "g:h"),
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q#s"),
+            ("g#s", "http://a/b/c/g#s"),
+            ("g?y#s", "http://a/b/c/g?y#s"),
+            (";x", "http://a/b/c/;x"),
+            ("g;x", "http://a/b/c/g;x"),
+            ("g;x?y#s", "http://a/b/c/g;x?y#s"),
+            ("", "http://a/b/c/d;p?q"),
+            (".", "http://a/b/c/"),
+            ("./", "http://a/b/c/"),
+            ("..", "http://a/b/"),
+            ("../", "http://a/b/"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../", "http://a/"),
+            ("../../g", "http://a/g"),
+        ];
+        for (reference, expected) in examples {
+            assert_eq!(rfc(reference), expected, "reference {reference:?}");
+        }
+    }
+
+    /// Every example of RFC 3986 section 5.4.2 (strict parser).
+    #[test]
+    fn rfc3986_abnormal_examples() {
+        let examples = [
+            ("../../../g", "http://a/g"),
+            ("../../../../g", "http://a/g"),
+            ("/./g", "http://a/g"),
+            ("/../g", "http://a/g"),
+            ("g.", "http://a/b/c/g."),
+            (".g", "http://a/b/c/.g"),
+            ("g..", "http://a/b/c/g.."),
+            ("..g", "http://a/b/c/..g"),
+            ("./../g", "http://a/b/g"),
+            ("./g/.", "http://a/b/c/g/"),
+            ("g/./h", "http://a/b/c/g/h"),
+            ("g/../h", "http://a/b/c/h"),
+            ("g;x=1/./y", "http://a/b/c/g;x=1/y"),
+            ("g;x=1/../y", "http://a/b/c/y"),
+            ("g?y/./x", "http://a/b/c/g?y/./x"),
+            ("g?y/../x", "http://a/b/c/g?y/../x"),
+            ("g#s/./x", "http://a/b/c/g#s/./x"),
+            ("g#s/../x", "http://a/b/c/g#s/../x"),
+            ("http:g", "http:g"),
+        ];
+        for (reference, expected) in examples {
+            assert_eq!(rfc(reference), expected, "reference {reference:?}");
+        }
+    }
+
+    /// The same examples through `resolve`, which drops the fragment and
+    /// refuses what is not an http(s) URL with a host.
+    #[test]
+    fn rfc3986_examples_through_resolve() {
+        let base = "http://a/b/c/d;p?q";
+        assert_eq!(r(base, "g#s").unwrap(), "http://a/b/c/g");
+        assert_eq!(r(base, "#s").unwrap(), "http://a/b/c/d;p?q");
+        assert_eq!(r(base, "../../../g").unwrap(), "http://a/g");
+        assert_eq!(r(base, "g;x=1/../y").unwrap(), "http://a/b/c/y");
+        assert_eq!(r(base, "g:h"), None);
+        assert_eq!(r(base, "http:g"), None);
+    }
+
+    #[test]
+    fn remove_dot_segments_follows_the_rfc_walkthrough() {
+        // The two worked examples of section 5.2.4.
+        assert_eq!(remove_dot_segments("/a/b/c/./../../g"), "/a/g");
+        assert_eq!(remove_dot_segments("mid/content=5/../6"), "mid/6");
+        assert_eq!(remove_dot_segments(""), "");
+        assert_eq!(remove_dot_segments("/"), "/");
+        assert_eq!(remove_dot_segments("/.."), "/");
+        assert_eq!(remove_dot_segments("/a/.."), "/");
+    }
+
     #[test]
     fn absolute_location() {
         assert_eq!(r("http://a/b/c", "http://x:81/y?z").unwrap(), "http://x:81/y?z");
+        // Dot segments are removed from every form, absolute ones too.
+        assert_eq!(r("http://a/b/c", "http://x/y/../z/./w").unwrap(), "http://x/z/w");
+        assert_eq!(r("http://a/b/c", "HTTPS://x/").unwrap(), "https://x/");
     }
 
     #[test]
     fn scheme_relative_location() {
         assert_eq!(r("http://a/b", "//x/y").unwrap(), "http://x/y");
+        assert_eq!(r("https://a/b", "//x/y/../z").unwrap(), "https://x/z");
+        assert_eq!(r("http://a/b", "//x").unwrap(), "http://x/");
     }
 
     #[test]
@@ -138,5 +295,6 @@ mod tests {
         assert_eq!(r("http://a/b", "/c\r\nX: y"), None);
         assert_eq!(r("http://a/b", "http://"), None);
         assert_eq!(r("http://a/b", "/a b"), None);
+        assert_eq!(r("http://a/b", "ftp://x/"), None);
     }
 }
