@@ -16,6 +16,9 @@ use crate::transport::{Connector, Destination, Io};
 
 const USER_AGENT: &str = concat!("smolreq/", env!("CARGO_PKG_VERSION"));
 
+/// The shortest response head there is: `HTTP/1.1 200 \r\n\r\n` less a byte.
+const MIN_HEAD_SIZE: usize = 16;
+
 /// A client's settings, fixed when it is built.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -277,25 +280,45 @@ impl ClientBuilder {
         self
     }
 
-    /// Builds the client. Fails if a limit is zero where that makes no
-    /// sense, or the User-Agent is not a valid header value, or (with
-    /// [`ErrorKind::Tls`]) the TLS library rejects the TLS settings.
+    /// Builds the client. Fails with [`ErrorKind::Builder`], naming the
+    /// setting, if a limit is too small to read any response (a zero
+    /// connection cap, fewer than 16 bytes of head, no header field, a
+    /// chunk-size line under 3 bytes) or the User-Agent is not a valid
+    /// header value; with [`ErrorKind::Tls`] if the TLS library rejects the
+    /// TLS settings.
+    ///
+    /// Every other value is accepted, however large: a timeout too long to
+    /// be represented as an instant means no timeout, and a limit as large
+    /// as `usize::MAX` means no limit in practice (nothing is reserved for
+    /// it up front).
+    ///
+    /// ```
+    /// let err = smolreq::Client::builder().max_headers(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), smolreq::ErrorKind::Builder);
+    /// assert!(err.to_string().contains("max_headers"), "{err}");
+    /// ```
     ///
     /// A client with TLS settings of its own builds its TLS connector here,
     /// once; clients with the default settings share one, built on the
     /// first `https://` connection of the process.
     #[cfg_attr(not(feature = "native-tls"), allow(unused_mut))]
     pub fn build(mut self) -> Result<Client> {
-        let invalid = |what| Err(Error::new(ErrorKind::Request, what));
+        let invalid = |what| Err(Error::new(ErrorKind::Builder, what));
         if self.pool.max_per_host == 0 {
             return invalid("max_connections_per_host must be at least 1");
         }
         let limits = &self.config.limits;
-        if limits.max_head_size < 16 || limits.max_headers == 0 || limits.max_chunk_line < 3 {
-            return invalid("response limits are too small to read any response");
+        if limits.max_head_size < MIN_HEAD_SIZE {
+            return invalid("max_response_head_size must be at least 16 bytes (no response fits in less)");
+        }
+        if limits.max_headers == 0 {
+            return invalid("max_headers must be at least 1");
+        }
+        if limits.max_chunk_line < 3 {
+            return invalid("max_chunk_line_size must be at least 3 bytes (no chunk-size line fits in less)");
         }
         if HeaderValue::from_str(&self.config.user_agent).is_err() {
-            return invalid("user agent is not a valid header value");
+            return invalid("user_agent is not a valid header value");
         }
         #[cfg(feature = "native-tls")]
         {

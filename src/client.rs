@@ -18,7 +18,7 @@ use crate::proto::head::{RequestFraming, RequestHead, encode_request_head};
 use crate::request::{RequestBody, RequestBuilder};
 use crate::response::{Body, Response};
 use crate::transport::Destination;
-use crate::util::{earliest, with_deadline};
+use crate::util::{deadline_after, earliest, with_deadline};
 use crate::{redirect, transport};
 
 /// Bodies up to this size are written in the same syscall as the head.
@@ -158,7 +158,7 @@ impl Client {
     pub(crate) async fn execute_builder(&self, request: RequestBuilder<'_>) -> Result<Response> {
         let config = &self.inner.config;
         let timeout = request.timeout.or(config.timeout);
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(deadline_after);
         let RequestBuilder { method, url, headers, body, error, .. } = request;
         let mut url = url?;
         if let Some(err) = error {
@@ -249,7 +249,7 @@ impl Client {
         let origin = OriginRef { tls: target.tls, host: target.host, port: target.port };
         let mut fresh = false;
         loop {
-            let dial_deadline = earliest(deadline, config.connect_timeout.map(|t| Instant::now() + t));
+            let dial_deadline = earliest(deadline, config.connect_timeout.and_then(deadline_after));
             let mut lease = self
                 .inner
                 .pool
@@ -636,6 +636,7 @@ mod tests {
 
     #[test]
     fn zero_connection_cap_is_rejected() {
-        assert!(Client::builder().max_connections_per_host(0).build().is_err());
+        let err = Client::builder().max_connections_per_host(0).build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Builder);
     }
 }

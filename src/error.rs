@@ -32,6 +32,9 @@ pub enum ErrorKind {
     /// The request could not be built: an invalid header name or value, a
     /// forbidden byte, a conflicting framing header.
     Request,
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build) refused a
+    /// setting; the message names it.
+    Builder,
 }
 
 impl fmt::Display for ErrorKind {
@@ -46,6 +49,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Url => "invalid URL",
             ErrorKind::Body => "body error",
             ErrorKind::Request => "invalid request",
+            ErrorKind::Builder => "invalid client setting",
         })
     }
 }

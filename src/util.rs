@@ -61,3 +61,9 @@ pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant
         (a, b) => a.or(b),
     }
 }
+
+/// The instant `timeout` from now, or `None` (no deadline) when that is too
+/// far in the future to be represented: `Duration::MAX` means "never".
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}

@@ -179,18 +179,43 @@ pub(crate) fn parse_response_head(buf: &[u8], limits: &Limits) -> Result<Option<
 /// Checks whether `buf` starts with a complete, valid response head and
 /// returns its length; `Ok(None)` when more bytes are needed.
 pub(crate) fn response_head_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtoError> {
-    with_parsed(buf, limits, |_, len| Ok(len))
+    match as_http11(buf, limits) {
+        Some(patched) => with_parsed(&patched, limits, |_, len| Ok(len)),
+        None => with_parsed(buf, limits, |_, len| Ok(len)),
+    }
+}
+
+/// A status line of `HTTP/1.x` with a minor version above 1 is processed
+/// as HTTP/1.1 (RFC 9110 section 2.5: a recipient of a higher minor
+/// version of the same major version treats the message as the highest
+/// minor version it implements). httparse refuses those, so this returns a
+/// copy of the head (at most the head size limit and one byte) with the
+/// minor version rewritten to 1; `None` for every other version. Rare, so
+/// the copy costs nothing in the common case.
+fn as_http11(buf: &[u8], limits: &Limits) -> Option<Vec<u8>> {
+    match buf {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9', b' ', ..] => {
+            let mut copy = buf[..buf.len().min(limits.max_head_size.saturating_add(1))].to_vec();
+            copy[7] = b'1';
+            Some(copy)
+        }
+        _ => None,
+    }
 }
 
 /// Builds the head from `head`, a complete head as measured by
 /// [`response_head_len`]. Header values and the reason phrase are slices
 /// of `head`: no copy, no allocation per field.
 pub(crate) fn build_response_head(head: Bytes, limits: &Limits) -> Result<ResponseHead, ProtoError> {
-    let built = with_parsed(&head, limits, |response, _| {
+    // Field values are found by their offsets in the parsed bytes, which
+    // are the same in `head` and in a version-patched copy of it.
+    let patched = as_http11(&head, limits);
+    let parsed: &[u8] = patched.as_deref().unwrap_or(&head);
+    let built = with_parsed(parsed, limits, |response, _| {
         let version = if response.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
         let status = response.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(ProtoError::InvalidStatus)?;
         let reason = match response.reason {
-            Some(r) if !r.is_empty() => head.slice(range_in(&head, r.as_bytes())),
+            Some(r) if !r.is_empty() => head.slice(range_in(parsed, r.as_bytes())),
             _ => Bytes::new(),
         };
         let mut headers = HeaderMap::with_capacity(response.headers.len());
@@ -200,7 +225,7 @@ pub(crate) fn build_response_head(head: Bytes, limits: &Limits) -> Result<Respon
             let value = if field.value.contains(&b'\n') {
                 HeaderValue::from_bytes(&unfold(field.value))
             } else {
-                HeaderValue::from_maybe_shared(head.slice(range_in(&head, field.value)))
+                HeaderValue::from_maybe_shared(head.slice(range_in(parsed, field.value)))
             }
             .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
             headers.append(name, value);
@@ -222,8 +247,12 @@ fn with_parsed<T>(
         let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
         parse_with(buf, limits, &mut slots[..limits.max_headers], f)
     } else {
-        let mut slots = Vec::with_capacity(limits.max_headers);
-        slots.resize_with(limits.max_headers, MaybeUninit::uninit);
+        // A head has fewer fields than lines: a limit above that (up to
+        // `usize::MAX`) needs no more slots than the lines that are here.
+        let lines = buf.iter().filter(|&&b| b == b'\n').count();
+        let count = limits.max_headers.min(lines);
+        let mut slots = Vec::with_capacity(count);
+        slots.resize_with(count, MaybeUninit::uninit);
         parse_with(buf, limits, &mut slots, f)
     }
 }
@@ -300,6 +329,57 @@ fn unfold(value: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn higher_minor_version_is_processed_as_http11() {
+        let buf = b"HTTP/1.2 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello";
+        let (head, len) = parse(buf).unwrap().unwrap();
+        assert_eq!(head.version, Version::HTTP_11);
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(len, buf.len() - 5);
+        assert_eq!(head.headers["x-a"], "b");
+        assert_eq!(head.headers["content-length"], "5");
+        assert_eq!(&head.reason[..], b"OK");
+        assert_eq!(&head.raw[..], &buf[..len], "the raw head is what the server sent");
+        let (head, _) = parse(b"HTTP/1.9 404 Nope\r\n\r\n").unwrap().unwrap();
+        assert_eq!((head.version, head.status.as_u16()), (Version::HTTP_11, 404));
+        // Partial heads wait for more, as with HTTP/1.1.
+        assert!(parse(b"HTTP/1.3 200 OK\r\nX: y").unwrap().is_none());
+    }
+
+    #[test]
+    fn other_versions_are_still_refused() {
+        for buf in [
+            &b"HTTP/1.10 200 OK\r\n\r\n"[..],
+            b"HTTP/2.0 200 OK\r\n\r\n",
+            b"HTTP/0.9 200 OK\r\n\r\n",
+            b"HTTP/1.x 200 OK\r\n\r\n",
+            b"HTTP/1.2\r\n\r\n",
+        ] {
+            assert!(parse(buf).is_err(), "{:?}", String::from_utf8_lossy(buf));
+        }
+    }
+
+    #[test]
+    fn huge_max_headers_limit_does_not_allocate_for_it() {
+        // `max_headers(usize::MAX)` used to reserve usize::MAX slots and
+        // panic with a capacity overflow on the first response.
+        let limits = Limits { max_headers: usize::MAX, ..Limits::default() };
+        let (head, _) = parse_response_head(b"HTTP/1.1 200 OK\r\nA: 1\r\n\r\n", &limits).unwrap().unwrap();
+        assert_eq!(head.headers["a"], "1");
+        let mut buf = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..1000 {
+            buf.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        buf.extend_from_slice(b"\r\n");
+        let (head, _) = parse_response_head(&buf, &limits).unwrap().unwrap();
+        assert_eq!(head.headers.len(), 1000);
+        // Still counted exactly against a limit between the two paths.
+        let limits = Limits { max_headers: 999, ..Limits::default() };
+        assert_eq!(parse_response_head(&buf, &limits).unwrap_err(), ProtoError::TooManyHeaders(999));
+        let limits = Limits { max_headers: 1000, ..Limits::default() };
+        assert!(parse_response_head(&buf, &limits).unwrap().is_some());
+    }
 
     fn parse(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ProtoError> {
         parse_response_head(buf, &Limits::default())
