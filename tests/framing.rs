@@ -966,3 +966,26 @@ fn head_method_ignores_chunked_framing_of_response() {
         assert_eq!(second_request(&client, &server).await, 1);
     });
 }
+
+#[test]
+fn higher_minor_version_is_processed_as_http11_and_reused() {
+    // RFC 9110 section 2.5: HTTP/1.2 is handled as the highest 1.x we
+    // implement, so keep-alive is the default and the connection is reused.
+    run(|| async {
+        let server = scripted("HTTP/1.2 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        let client = Client::new();
+        let resp = client.get(server.url("/")).send().await.unwrap();
+        assert_eq!((resp.status(), resp.version()), (StatusCode::OK, Version::HTTP_11));
+        assert!(resp.raw_head().starts_with(b"HTTP/1.2 200 OK\r\n"), "raw_head is what the server sent");
+        assert_eq!(resp.bytes().await.unwrap(), b"hello");
+        assert_eq!(second_request(&client, &server).await, 1);
+    });
+}
+
+#[test]
+fn other_http_versions_are_refused() {
+    for line in ["HTTP/2.0 200 OK", "HTTP/1.10 200 OK", "HTTP/0.9 200 OK"] {
+        let err = rejects(format!("{line}\r\nContent-Length: 0\r\n\r\n"));
+        assert_protocol(&err);
+    }
+}
