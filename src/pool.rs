@@ -584,4 +584,42 @@ mod tests {
         let stats = pool.stats();
         assert_eq!((stats.opened, stats.idle, stats.discarded, stats.leased), (2, 0, 1, 1), "{stats:?}");
     }
+
+    /// A waker that records whether the host's lock was free when it woke.
+    struct LockProbe {
+        host: Arc<Host>,
+        woken_unlocked: AtomicUsize,
+        woken_locked: AtomicUsize,
+    }
+
+    impl std::task::Wake for LockProbe {
+        fn wake(self: Arc<Self>) {
+            let counter = if self.host.state.try_lock().is_ok() { &self.woken_unlocked } else { &self.woken_locked };
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Waiters are woken after the host lock is released: by a release
+    /// that hands over a connection, and by a cancelled waiter passing its
+    /// grant on.
+    #[test]
+    fn waiters_are_woken_outside_the_host_lock() {
+        let pool = pool(1);
+        let probe = Arc::new(LockProbe {
+            host: pool.host(ORIGIN),
+            woken_unlocked: AtomicUsize::new(0),
+            woken_locked: AtomicUsize::new(0),
+        });
+        let waker = Waker::from(probe.clone());
+        let mut cx = Context::from_waker(&waker);
+        let lease = block_on(checkout(&pool, false)).unwrap();
+        let mut first = Box::pin(checkout(&pool, false));
+        let mut second = Box::pin(checkout(&pool, false));
+        assert!(first.as_mut().poll(&mut cx).is_pending() && second.as_mut().poll(&mut cx).is_pending());
+        lease.release(None); // to the first waiter
+        drop(first); // cancelled: its connection goes to the second
+        assert_eq!(probe.woken_locked.load(Relaxed), 0, "a waker ran under the host lock");
+        assert_eq!(probe.woken_unlocked.load(Relaxed), 2);
+        assert!(second.as_mut().poll(&mut cx).is_ready());
+    }
 }

@@ -160,16 +160,6 @@ fn idle_timeout_max_with_an_endless_keep_alive_timeout() {
     });
 }
 
-#[test]
-fn endless_keep_alive_timeout_is_capped_by_idle_timeout() {
-    guarded(|| {
-        let server = endless_keep_alive_server();
-        let client = Client::builder().max_connections_per_host(1).build().unwrap();
-        three_requests_reuse_one_connection(&client, &server);
-        server.assert_no_handler_panics();
-    });
-}
-
 /// Holds `n` responses at once, then reads them all: every one is served
 /// without waiting, and every connection goes back to the pool.
 fn hold_then_release(client: &Client, server: &Server, n: usize) {
