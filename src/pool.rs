@@ -101,8 +101,9 @@ pub(crate) struct Host {
     state: Mutex<HostState>,
 }
 
-/// The slots of one origin. Every connection takes a slot from its dial to
-/// its close; [`in_use`](HostState::in_use) counts them against the cap.
+/// The slots of one origin. A connection holds a slot from its dial to its
+/// close, and a grant holds one until its waiter picks it up;
+/// [`in_use`](HostState::in_use) counts them against the cap.
 ///
 /// The queue's rule: **a checkout waits only while the slots in use fill
 /// the cap.** It holds because of one invariant: *a waiter without a grant
@@ -142,7 +143,7 @@ impl HostState {
 #[derive(Debug)]
 struct Idle {
     conn: Conn,
-    /// `None`: never (the idle timeout is too long to add to a date).
+    /// `None`: never (the idle timeout is too long to add to now).
     expires: Option<Instant>,
 }
 
@@ -197,7 +198,8 @@ impl Pool {
     }
 
     /// Lends out a connection to `origin`: a live idle one (unless `fresh`),
-    /// or a new one from `dial` once a slot is free.
+    /// or a new one from `dial` if a slot is free, or else, once its turn
+    /// in the queue comes (see [`HostState`]), whatever it is handed.
     ///
     /// Cancel-safe: dropping the returned future at any point frees whatever
     /// slot it held and hands on whatever it was granted.
