@@ -3,7 +3,8 @@
 //! 1. **Checkout.** [`Pool::checkout`] finds the origin's [`Host`], takes the
 //!    most recently used idle connection that is still alive (not expired,
 //!    not closed by the server, no unsolicited bytes), or dials a new one if
-//!    the origin is below its connection cap, or waits in a FIFO queue.
+//!    the origin's slots in use are below its connection cap, or waits in a
+//!    FIFO queue until a slot is handed to it.
 //! 2. **Use.** The caller gets a [`Lease`]: the connection plus the slot it
 //!    occupies. The lease moves into the response body.
 //! 3. **Release or close.** Only [`Lease::release`], called by the body
@@ -12,7 +13,8 @@
 //!    any other state closes the socket and passes its slot on.
 //!
 //! There is no background task: idle connections expire lazily, when a
-//! checkout or a release next looks at them.
+//! checkout or a release next looks at them. A waiter is woken after the
+//! host's lock is released, so the task it wakes never runs into that lock.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -99,22 +101,56 @@ pub(crate) struct Host {
     state: Mutex<HostState>,
 }
 
+/// The slots of one origin. A connection holds a slot from its dial to its
+/// close, and a grant holds one until its waiter picks it up;
+/// [`in_use`](HostState::in_use) counts them against the cap.
+///
+/// The queue's rule: **a checkout waits only while the slots in use fill
+/// the cap.** It holds because of one invariant: *a waiter without a grant
+/// exists only while the cap is full, and then no connection is idle.* A
+/// checkout queues only when the cap is full and no idle connection serves
+/// it; from then on every slot that frees up and every connection that
+/// comes back goes to the first waiter without a grant, so neither the
+/// count nor the idle list can change under it until the last such waiter
+/// is served or leaves. So a checkout that finds room has nobody to
+/// overtake, and one that finds none queues at the back: first come, first
+/// served. A waiter that was granted its slot but has not picked it up
+/// still counts as in use and blocks nobody.
 #[derive(Debug, Default)]
 struct HostState {
     /// Idle connections, most recently used last.
     idle: Vec<Idle>,
-    /// Slots taken: connections lent out, being dialed, or granted to a
-    /// waiter that has not picked its grant up yet.
+    /// Slots taken apart from the idle ones: connections lent out, being
+    /// dialed, or granted to a waiter that has not picked its grant up yet.
     active: usize,
     /// Checkouts waiting for a slot, first come first served.
     waiters: VecDeque<Waiter>,
     next_waiter: u64,
 }
 
+impl HostState {
+    /// Slots in use: lent out, being dialed, granted, idle.
+    fn in_use(&self) -> usize {
+        self.active.saturating_add(self.idle.len())
+    }
+
+    /// The first waiter still waiting for its turn.
+    fn first_ungranted(&mut self) -> Option<&mut Waiter> {
+        self.waiters.iter_mut().find(|w| w.grant.is_none())
+    }
+}
+
 #[derive(Debug)]
 struct Idle {
     conn: Conn,
-    expires: Instant,
+    /// `None`: never (the idle timeout is too long to add to now).
+    expires: Option<Instant>,
+}
+
+impl Idle {
+    fn is_expired(&self, now: Instant) -> bool {
+        self.expires.is_some_and(|at| now >= at)
+    }
 }
 
 #[derive(Debug)]
@@ -162,7 +198,8 @@ impl Pool {
     }
 
     /// Lends out a connection to `origin`: a live idle one (unless `fresh`),
-    /// or a new one from `dial` once a slot is free.
+    /// or a new one from `dial` if a slot is free, or else, once its turn
+    /// in the queue comes (see [`HostState`]), whatever it is handed.
     ///
     /// Cancel-safe: dropping the returned future at any point frees whatever
     /// slot it held and hands on whatever it was granted.
@@ -172,6 +209,7 @@ impl Pool {
         F: Future<Output = Result<crate::transport::Stream>>,
     {
         let host = self.host(origin);
+        let cap = self.config.max_per_host;
         let turn = {
             let mut state = lock(&host.state);
             if !fresh && let Some(idle) = self.take_idle(&mut state) {
@@ -179,18 +217,22 @@ impl Pool {
                 drop(state);
                 return Ok(self.lease(host, idle.conn, true));
             }
-            let at_cap = state.active + state.idle.len() >= self.config.max_per_host;
-            if fresh && at_cap && state.waiters.is_empty() && !state.idle.is_empty() {
+            if fresh && state.in_use() >= cap && !state.idle.is_empty() {
                 // A fresh connection is wanted and idle ones fill the cap:
-                // close the oldest to make room.
-                self.discard_idle(state.idle.remove(0));
+                // close the oldest to make room. Nobody is overtaken: while
+                // connections are idle, every waiter has its grant.
+                let oldest = state.idle.remove(0);
+                self.discard_idle(oldest);
             }
-            if state.waiters.is_empty() && state.active + state.idle.len() < self.config.max_per_host {
+            if state.in_use() < cap {
+                debug_assert!(state.first_ungranted().is_none(), "a waiter waits while there is room");
                 state.active += 1;
                 None
             } else {
+                debug_assert!(state.idle.is_empty(), "a checkout waits while a connection is idle");
                 let id = state.next_waiter;
-                state.next_waiter += 1;
+                // Ids only tell apart the waiters queued at once.
+                state.next_waiter = id.wrapping_add(1);
                 state.waiters.push_back(Waiter { id, waker: None, grant: None });
                 Some(id)
             }
@@ -267,12 +309,12 @@ impl Pool {
     }
 
     fn is_alive(&self, idle: &mut Idle) -> bool {
-        Instant::now() < idle.expires && idle.conn.is_reusable_idle()
+        !idle.is_expired(Instant::now()) && idle.conn.is_reusable_idle()
     }
 
     fn expire_idle(&self, state: &mut HostState, now: Instant) {
         let before = state.idle.len();
-        state.idle.retain(|idle| idle.expires > now);
+        state.idle.retain(|idle| !idle.is_expired(now));
         let expired = before - state.idle.len();
         if expired > 0 {
             self.discarded.fetch_add(expired as u64, Relaxed);
@@ -286,28 +328,28 @@ impl Pool {
     }
 
     /// Frees one slot of `host`: the first waiter without a grant gets it,
-    /// or the slot count goes down.
-    fn free_slot(&self, state: &mut HostState) {
-        match state.waiters.iter_mut().find(|w| w.grant.is_none()) {
+    /// or the slot count goes down. Returns the waiter's waker, to wake once
+    /// the lock is released.
+    fn free_slot(&self, state: &mut HostState) -> Option<Waker> {
+        match state.first_ungranted() {
             Some(waiter) => {
                 waiter.grant = Some(Grant::Slot);
-                if let Some(waker) = waiter.waker.take() {
-                    waker.wake();
-                }
+                waiter.waker.take()
             }
-            None => release_slot(state),
+            None => {
+                release_slot(state);
+                None
+            }
         }
     }
 
     /// Returns a reusable connection: straight to the first waiter without
     /// a grant, else to the idle list if there is room, else closes it.
-    fn return_conn(&self, state: &mut HostState, idle: Idle) {
-        if let Some(waiter) = state.waiters.iter_mut().find(|w| w.grant.is_none()) {
+    /// Returns the waiter's waker, to wake once the lock is released.
+    fn return_conn(&self, state: &mut HostState, idle: Idle) -> Option<Waker> {
+        if let Some(waiter) = state.first_ungranted() {
             waiter.grant = Some(Grant::Conn(idle));
-            if let Some(waker) = waiter.waker.take() {
-                waker.wake();
-            }
-            return;
+            return waiter.waker.take();
         }
         release_slot(state);
         self.expire_idle(state, Instant::now());
@@ -316,6 +358,7 @@ impl Pool {
         } else {
             self.discard_idle(idle);
         }
+        None
     }
 }
 
@@ -323,6 +366,19 @@ impl Pool {
 fn release_slot(state: &mut HostState) {
     debug_assert!(state.active > 0, "a slot was freed twice");
     state.active = state.active.saturating_sub(1);
+}
+
+impl Host {
+    /// Changes the host's state under its lock with `change`, then, with
+    /// the lock released, wakes the waiter `change` handed something to.
+    fn update(&self, change: impl FnOnce(&mut HostState) -> Option<Waker>) {
+        let mut state = lock(&self.state);
+        let waker = change(&mut state);
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
 }
 
 /// Holds a slot while a connection is dialed; frees it if the dial fails
@@ -336,7 +392,7 @@ struct SlotGuard<'a> {
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.pool.free_slot(&mut lock(&self.host.state));
+            self.host.update(|state| self.pool.free_slot(state));
         }
     }
 }
@@ -378,13 +434,13 @@ impl Drop for WaitTurn<'_> {
             return;
         }
         // Cancelled: leave the queue, and pass on anything already granted.
-        let mut state = lock(&self.host.state);
-        let Some(pos) = state.waiters.iter().position(|w| w.id == self.id) else { return };
-        match state.waiters.remove(pos).and_then(|w| w.grant) {
-            Some(Grant::Slot) => self.pool.free_slot(&mut state),
-            Some(Grant::Conn(idle)) => self.pool.return_conn(&mut state, idle),
-            None => {}
-        }
+        self.host.update(|state| {
+            let pos = state.waiters.iter().position(|w| w.id == self.id)?;
+            match state.waiters.remove(pos)?.grant? {
+                Grant::Slot => self.pool.free_slot(state),
+                Grant::Conn(idle) => self.pool.return_conn(state, idle),
+            }
+        });
     }
 }
 
@@ -422,19 +478,23 @@ impl Lease {
     /// Called from exactly one place: the response body reader, at the
     /// clean end of a body whose exchange allows reuse.
     pub(crate) fn release(mut self, keep_alive: Option<Duration>) {
-        let Some(conn) = self.conn.take() else { return };
-        self.pool.leased.fetch_sub(1, Relaxed);
-        if conn.has_unread_bytes() {
+        // Everything is decided while the lease still holds its connection,
+        // so that if anything went wrong here, dropping the lease would
+        // still close the connection and free its slot.
+        let idle_timeout = self.pool.config.idle_timeout;
+        let timeout = keep_alive.map_or(idle_timeout, |ka| ka.min(idle_timeout));
+        // A timeout too long to add to now means the connection never
+        // expires.
+        let expires = Instant::now().checked_add(timeout);
+        if self.conn.as_ref().is_none_or(Conn::has_unread_bytes) {
             // Bytes after the response: whatever they are, they must never
-            // be read as the next response.
-            drop(conn);
-            self.pool.discarded.fetch_add(1, Relaxed);
-            self.pool.free_slot(&mut lock(&self.host.state));
+            // be read as the next response. Dropping the lease closes it.
             return;
         }
-        let timeout = keep_alive.map_or(self.pool.config.idle_timeout, |ka| ka.min(self.pool.config.idle_timeout));
-        let idle = Idle { conn, expires: Instant::now() + timeout };
-        self.pool.return_conn(&mut lock(&self.host.state), idle);
+        let Some(conn) = self.conn.take() else { return };
+        self.pool.leased.fetch_sub(1, Relaxed);
+        let idle = Idle { conn, expires };
+        self.host.update(|state| self.pool.return_conn(state, idle));
     }
 }
 
@@ -444,7 +504,124 @@ impl Drop for Lease {
             drop(conn);
             self.pool.leased.fetch_sub(1, Relaxed);
             self.pool.discarded.fetch_add(1, Relaxed);
-            self.pool.free_slot(&mut lock(&self.host.state));
+            self.host.update(|state| self.pool.free_slot(state));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use futures_lite::future::{block_on, poll_once};
+    use futures_lite::{AsyncRead, AsyncWrite};
+
+    use super::*;
+    use crate::transport::Stream;
+
+    /// A connection that never says anything: alive to the reuse probe.
+    struct Quiet;
+
+    impl AsyncRead for Quiet {
+        fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut [u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Quiet {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    const ORIGIN: OriginRef<'static> = OriginRef { tls: false, host: "pool.test", port: 80 };
+
+    fn pool(max_per_host: usize) -> Arc<Pool> {
+        Arc::new(Pool::new(PoolConfig { max_per_host, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) }))
+    }
+
+    fn checkout(pool: &Arc<Pool>, fresh: bool) -> impl Future<Output = Result<Lease>> + '_ {
+        pool.checkout(ORIGIN, fresh, || async { Ok(Stream::Custom(Box::new(Quiet))) })
+    }
+
+    /// A retry wants a fresh connection while a waiter holds a grant it has
+    /// not picked up and an idle connection fills the rest of the cap: the
+    /// idle one makes room (nobody waits without a grant), so the retry
+    /// does not queue.
+    #[test]
+    fn fresh_checkout_closes_an_idle_connection_instead_of_waiting() {
+        let pool = pool(2);
+        let first = block_on(checkout(&pool, false)).unwrap();
+        let second = block_on(checkout(&pool, false)).unwrap();
+        let mut waiter = Box::pin(checkout(&pool, false));
+        assert!(block_on(poll_once(&mut waiter)).is_none(), "the cap is full");
+        first.release(None); // handed to the waiter, not picked up yet
+        second.release(None); // idle: the cap is full again
+        assert_eq!((pool.stats().idle, pool.stats().leased), (1, 0));
+
+        let fresh = block_on(poll_once(Box::pin(checkout(&pool, true))));
+        let fresh = fresh.expect("a fresh checkout must make room from an idle connection").unwrap();
+        assert!(!fresh.is_reused());
+        let stats = pool.stats();
+        assert_eq!((stats.opened, stats.idle, stats.discarded, stats.leased), (3, 0, 1, 1), "{stats:?}");
+
+        let waiter = block_on(poll_once(&mut waiter)).expect("the waiter's grant was kept").unwrap();
+        assert!(waiter.is_reused());
+        assert_eq!(pool.stats().leased, 2);
+    }
+
+    /// The same with no waiter at all.
+    #[test]
+    fn fresh_checkout_closes_the_oldest_idle_connection_at_the_cap() {
+        let pool = pool(1);
+        block_on(checkout(&pool, false)).unwrap().release(None);
+        let fresh = block_on(poll_once(Box::pin(checkout(&pool, true)))).expect("room is made").unwrap();
+        assert!(!fresh.is_reused());
+        let stats = pool.stats();
+        assert_eq!((stats.opened, stats.idle, stats.discarded, stats.leased), (2, 0, 1, 1), "{stats:?}");
+    }
+
+    /// A waker that records whether the host's lock was free when it woke.
+    struct LockProbe {
+        host: Arc<Host>,
+        woken_unlocked: AtomicUsize,
+        woken_locked: AtomicUsize,
+    }
+
+    impl std::task::Wake for LockProbe {
+        fn wake(self: Arc<Self>) {
+            let counter = if self.host.state.try_lock().is_ok() { &self.woken_unlocked } else { &self.woken_locked };
+            counter.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Waiters are woken after the host lock is released: by a release
+    /// that hands over a connection, and by a cancelled waiter passing its
+    /// grant on.
+    #[test]
+    fn waiters_are_woken_outside_the_host_lock() {
+        let pool = pool(1);
+        let probe = Arc::new(LockProbe {
+            host: pool.host(ORIGIN),
+            woken_unlocked: AtomicUsize::new(0),
+            woken_locked: AtomicUsize::new(0),
+        });
+        let waker = Waker::from(probe.clone());
+        let mut cx = Context::from_waker(&waker);
+        let lease = block_on(checkout(&pool, false)).unwrap();
+        let mut first = Box::pin(checkout(&pool, false));
+        let mut second = Box::pin(checkout(&pool, false));
+        assert!(first.as_mut().poll(&mut cx).is_pending() && second.as_mut().poll(&mut cx).is_pending());
+        lease.release(None); // to the first waiter
+        drop(first); // cancelled: its connection goes to the second
+        assert_eq!(probe.woken_locked.load(Relaxed), 0, "a waker ran under the host lock");
+        assert_eq!(probe.woken_unlocked.load(Relaxed), 2);
+        assert!(second.as_mut().poll(&mut cx).is_ready());
     }
 }
