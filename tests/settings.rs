@@ -55,7 +55,6 @@ fn max_idle_per_host_zero_and_max_work() {
 }
 
 #[test]
-#[ignore = "issue 11: the pool fix for Lease::release lands with the pool branch"]
 fn idle_timeout_max_means_connections_never_expire() {
     // `Instant::now() + Duration::MAX` used to panic in the lease's release,
     // after the leased count went down, so the slot leaked for good.
