@@ -157,3 +157,157 @@ fn check_deadline(deadline: Option<Instant>) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, mpsc};
+    use std::task::{Context, Poll};
+
+    use futures_io::{AsyncRead, AsyncWrite};
+
+    use crate::{Client, ErrorKind};
+
+    /// A connection that takes every write at once and answers with
+    /// `response` (never, when it is empty: reads stay pending).
+    struct Endpoint {
+        response: &'static [u8],
+        written: Arc<AtomicUsize>,
+    }
+
+    impl AsyncRead for Endpoint {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            if self.response.is_empty() {
+                return Poll::Pending;
+            }
+            let n = self.response.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.response[..n]);
+            self.response = &self.response[n..];
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for Endpoint {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.written.fetch_add(buf.len(), Ordering::Relaxed);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn client(response: &'static [u8], written: &Arc<AtomicUsize>) -> Client {
+        let written = written.clone();
+        Client::builder()
+            .connector(move |_| {
+                let stream = Endpoint { response, written: written.clone() };
+                async move { Ok(stream) }
+            })
+            .build()
+            .unwrap()
+    }
+
+    /// Runs `f` on its own thread; panics if it has not finished within
+    /// 10 s (a hang). A hung `f` keeps its thread until the process ends.
+    fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("did not finish within 10 s")
+    }
+
+    /// Yields `len` bytes, then stays pending forever, like a pipe whose
+    /// writer keeps it open.
+    struct ThenPending {
+        left: usize,
+        asked_past_end: Arc<AtomicBool>,
+    }
+
+    impl AsyncRead for ThenPending {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            if self.left == 0 {
+                self.asked_past_end.store(true, Ordering::SeqCst);
+                return Poll::Pending;
+            }
+            let n = self.left.min(buf.len());
+            buf[..n].fill(b'p');
+            self.left -= n;
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn sized_reader_is_not_read_past_its_length() {
+        for len in [1, 5, 16 * 1024, 16 * 1024 + 1, 100_000] {
+            let asked_past_end = Arc::new(AtomicBool::new(false));
+            let written = Arc::new(AtomicUsize::new(0));
+            let client = client(b"HTTP/1.1 204 No Content\r\n\r\n", &written);
+            let reader = ThenPending { left: len, asked_past_end: asked_past_end.clone() };
+            let result = bounded(move || {
+                async_io::block_on(
+                    client
+                        .put("http://h/")
+                        .body_reader(reader, Some(len as u64))
+                        .timeout(std::time::Duration::from_secs(5))
+                        .send(),
+                )
+                .map(|resp| resp.status())
+            });
+            assert_eq!(result.unwrap().as_u16(), 204, "len {len}");
+            assert!(!asked_past_end.load(Ordering::SeqCst), "len {len}: the reader was asked for more");
+            assert!(written.load(Ordering::Relaxed) > len, "len {len}: the body was written");
+        }
+    }
+
+    /// Everything is always ready: the reader, and a connection that
+    /// takes every write and never answers. Only the deadline check in
+    /// the upload loop can end it.
+    fn endless_upload(len: Option<u64>) {
+        let written = Arc::new(AtomicUsize::new(0));
+        let client = client(b"", &written);
+        let result = bounded(move || {
+            async_io::block_on(
+                client
+                    .post("http://h/")
+                    .body_reader(futures_lite::io::repeat(b'x'), len)
+                    .timeout(std::time::Duration::from_millis(100))
+                    .send(),
+            )
+            .map(drop)
+        });
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Timeout);
+        assert!(written.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn endless_chunked_upload_times_out() {
+        endless_upload(None);
+    }
+
+    #[test]
+    fn endless_sized_upload_times_out() {
+        endless_upload(Some(u64::MAX));
+    }
+
+    #[test]
+    fn continue_wait_only_with_the_header_and_a_body() {
+        use super::{RequestFraming, continue_wait};
+        let wait = std::time::Duration::from_secs(1);
+        let mut expect = http::HeaderMap::new();
+        expect.insert(http::header::EXPECT, http::HeaderValue::from_static("100-Continue"));
+        assert_eq!(continue_wait(&expect, RequestFraming::Length(1), wait), Some(wait));
+        assert_eq!(continue_wait(&expect, RequestFraming::Chunked, wait), Some(wait));
+        assert_eq!(continue_wait(&expect, RequestFraming::Length(0), wait), None);
+        assert_eq!(continue_wait(&expect, RequestFraming::None, wait), None);
+        assert_eq!(continue_wait(&http::HeaderMap::new(), RequestFraming::Length(1), wait), None);
+    }
+}
