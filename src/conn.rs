@@ -181,7 +181,7 @@ impl Conn {
         }
         match poll_fn(|cx| Pin::new(&mut self.stream).poll_flush(cx)).await {
             Ok(()) => Ok(Written::All),
-            Err(e) => self.answer_after_write_error(e, limits).await,
+            Err(e) => Box::pin(self.answer_after_write_error(e, limits)).await,
         }
     }
 
@@ -201,13 +201,15 @@ impl Conn {
             match poll_fn(|cx| self.poll_write_watching(cx, data)).await? {
                 Step::Wrote(n) => data = &data[n..],
                 Step::Arrived => {
-                    let head = self.read_any_head(limits).await?;
+                    // Boxed, like the error path below: both are rare, and
+                    // inline they would size every request future.
+                    let head = Box::pin(self.read_any_head(limits)).await?;
                     if !head.status.is_informational() {
                         self.early = Some(Box::new(head));
                         return Ok(Written::Answered);
                     }
                 }
-                Step::WriteFailed(e) => return self.answer_after_write_error(e, limits).await,
+                Step::WriteFailed(e) => return Box::pin(self.answer_after_write_error(e, limits)).await,
             }
         }
         Ok(Written::All)
@@ -304,18 +306,24 @@ impl Conn {
             return Ok(*head);
         }
         loop {
-            let head = self.read_any_head(limits).await?;
+            let head = self.read_one_head(limits).await?;
+            self.check_interim(&head)?;
             if !head.status.is_informational() {
                 return Ok(head);
             }
         }
     }
 
-    /// Reads the next head, final or interim. A 101 is refused (smolreq
-    /// never asks to switch protocols), and interim responses are counted
-    /// against a bound for the whole exchange.
+    /// Reads the next head, final or interim (see [`Conn::check_interim`]).
     async fn read_any_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
         let head = self.read_one_head(limits).await?;
+        self.check_interim(&head)?;
+        Ok(head)
+    }
+
+    /// Refuses a 101 (smolreq never asks to switch protocols) and counts
+    /// interim responses against a bound for the whole exchange.
+    fn check_interim(&mut self, head: &ResponseHead) -> Result<()> {
         if head.status.as_u16() == 101 {
             return Err(ProtoError::InvalidHead("unexpected 101 Switching Protocols").into());
         }
@@ -325,7 +333,7 @@ impl Conn {
                 return Err(ProtoError::InvalidHead("too many interim (1xx) responses").into());
             }
         }
-        Ok(head)
+        Ok(())
     }
 
     async fn read_one_head(&mut self, limits: &Limits) -> Result<ResponseHead> {

@@ -53,8 +53,10 @@ pub(crate) async fn send_request(
     deadline: Option<Instant>,
 ) -> Result<Written> {
     if let Some(wait) = expect_continue {
+        // Boxed, like the reader bodies below: rare, and inline they would
+        // size every request future.
         if conn.send(&[], limits).await? == Written::Answered
-            || conn.await_continue(wait, limits).await? == Written::Answered
+            || Box::pin(conn.await_continue(wait, limits)).await? == Written::Answered
         {
             return Ok(Written::Answered);
         }
@@ -75,8 +77,10 @@ pub(crate) async fn send_request(
             // set by the caller frames a reader of unknown length, and the
             // body must match it (never chunked under a Content-Length).
             match framing {
-                RequestFraming::Length(len) => write_sized(conn, reader, len, limits, deadline).await,
-                RequestFraming::Chunked | RequestFraming::None => write_chunked(conn, reader, limits, deadline).await,
+                RequestFraming::Length(len) => Box::pin(write_sized(conn, reader, len, limits, deadline)).await,
+                RequestFraming::Chunked | RequestFraming::None => {
+                    Box::pin(write_chunked(conn, reader, limits, deadline)).await
+                }
             }
         }
     }
