@@ -86,10 +86,10 @@ pub(crate) enum Written {
     Answered,
 }
 
-/// What one poll of the write side, watched, came to.
+/// What polling the write side, watched, came to.
 enum Step {
-    /// This many bytes were written.
-    Wrote(usize),
+    /// Everything was written and flushed.
+    Sent,
     /// Response bytes are waiting to be read.
     Arrived,
     /// The write failed (the response may still be readable).
@@ -168,24 +168,8 @@ impl Conn {
         !self.has_unread_bytes() && self.stream.is_reusable_idle()
     }
 
-    /// Writes `write_buf`, then `extra` (either may be empty), then flushes,
-    /// watching for a response meanwhile (see [`Conn::write_watching`]).
-    pub(crate) async fn send(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
-        // Taken out for the write and put back, so its allocation is reused
-        // by the next request (a cancelled send drops the connection anyway).
-        let head = std::mem::take(&mut self.write_buf);
-        let head_written = self.write_watching(&head, limits).await;
-        self.write_buf = head;
-        if head_written? == Written::Answered || self.write_watching(extra, limits).await? == Written::Answered {
-            return Ok(Written::Answered);
-        }
-        match poll_fn(|cx| Pin::new(&mut self.stream).poll_flush(cx)).await {
-            Ok(()) => Ok(Written::All),
-            Err(e) => Box::pin(self.answer_after_write_error(e, limits)).await,
-        }
-    }
-
-    /// Writes all of `data` unless a final response arrives first.
+    /// Writes `write_buf`, then `extra` (either may be empty), then
+    /// flushes, unless a final response arrives first.
     ///
     /// The read side is polled only when the write side cannot make
     /// progress (the server stopped reading) and after a failed write, so
@@ -196,10 +180,11 @@ impl Conn {
     /// ([`Written::Answered`]). A failed write whose response is readable
     /// (a server that answered and reset the connection) also returns
     /// `Answered`; without one, the write error.
-    pub(crate) async fn write_watching(&mut self, mut data: &[u8], limits: &Limits) -> Result<Written> {
-        while !data.is_empty() {
-            match poll_fn(|cx| self.poll_write_watching(cx, data)).await? {
-                Step::Wrote(n) => data = &data[n..],
+    pub(crate) async fn send(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
+        let mut written = 0;
+        loop {
+            match poll_fn(|cx| self.poll_send(cx, extra, &mut written)).await? {
+                Step::Sent => return Ok(Written::All),
                 Step::Arrived => {
                     // Boxed, like the error path below: both are rare, and
                     // inline they would size every request future.
@@ -212,17 +197,27 @@ impl Conn {
                 Step::WriteFailed(e) => return Box::pin(self.answer_after_write_error(e, limits)).await,
             }
         }
-        Ok(Written::All)
     }
 
-    /// Writes what it can of `data`; when that has to wait, looks for
-    /// response bytes in the same poll.
-    fn poll_write_watching(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<Result<Step>> {
-        match Pin::new(&mut self.stream).poll_write(cx, data) {
-            Poll::Ready(Ok(0)) => Poll::Ready(Ok(Step::WriteFailed(io::ErrorKind::WriteZero.into()))),
-            Poll::Ready(Ok(n)) => Poll::Ready(Ok(Step::Wrote(n))),
-            Poll::Ready(Err(e)) => Poll::Ready(Ok(Step::WriteFailed(e))),
-            Poll::Pending => self.poll_response_started(cx),
+    /// Writes what it can of `write_buf` then `extra`, from `*written` on
+    /// (bytes of both already written), then flushes. When the stream has
+    /// to wait, looks for response bytes in the same poll.
+    fn poll_send(&mut self, cx: &mut Context<'_>, extra: &[u8], written: &mut usize) -> Poll<Result<Step>> {
+        loop {
+            let head_len = self.write_buf.len();
+            let data = if *written < head_len { &self.write_buf[*written..] } else { &extra[*written - head_len..] };
+            let polled = if data.is_empty() {
+                Pin::new(&mut self.stream).poll_flush(cx).map_ok(|()| 0)
+            } else {
+                Pin::new(&mut self.stream).poll_write(cx, data)
+            };
+            match polled {
+                Poll::Ready(Ok(0)) if data.is_empty() => return Poll::Ready(Ok(Step::Sent)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Step::WriteFailed(io::ErrorKind::WriteZero.into()))),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Ok(Step::WriteFailed(e))),
+                Poll::Pending => return self.poll_response_started(cx),
+            }
         }
     }
 

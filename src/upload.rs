@@ -1,6 +1,6 @@
 //! Sending a request: its head, then its body framed as the head says,
 //! while the connection watches for a response that comes first (see
-//! [`Conn::write_watching`]), and `Expect: 100-continue`.
+//! [`Conn::send`]), and `Expect: 100-continue`.
 //!
 //! A server may answer before it has read the whole body: a `413`, a `401`
 //! or a redirect, often followed by closing the connection. Such an answer
@@ -52,37 +52,54 @@ pub(crate) async fn send_request(
     limits: &Limits,
     deadline: Option<Instant>,
 ) -> Result<Written> {
+    if expect_continue.is_some() || matches!(body, RequestBody::Reader(..)) {
+        // Boxed: these paths are rare next to a plain request, and inline
+        // they would size every request future.
+        return Box::pin(send_apart(conn, body, framing, expect_continue, limits, deadline)).await;
+    }
+    let extra: &[u8] = match body {
+        RequestBody::Bytes(bytes) if bytes.len() > COALESCE_BODY => bytes,
+        RequestBody::Bytes(bytes) => {
+            conn.write_buf.extend_from_slice(bytes);
+            &[]
+        }
+        RequestBody::Empty | RequestBody::Reader(..) => &[],
+    };
+    conn.send(extra, limits).await
+}
+
+/// A request whose body goes out apart from its head: held back until
+/// `100 Continue`, or read piece by piece from a reader.
+async fn send_apart(
+    conn: &mut Conn,
+    body: &mut RequestBody,
+    framing: RequestFraming,
+    expect_continue: Option<Duration>,
+    limits: &Limits,
+    deadline: Option<Instant>,
+) -> Result<Written> {
     if let Some(wait) = expect_continue {
-        // Boxed, like the reader bodies below: rare, and inline they would
-        // size every request future.
         if conn.send(&[], limits).await? == Written::Answered
-            || Box::pin(conn.await_continue(wait, limits)).await? == Written::Answered
+            || conn.await_continue(wait, limits).await? == Written::Answered
         {
             return Ok(Written::Answered);
         }
         conn.write_buf.clear();
     }
-    match body {
-        RequestBody::Empty => conn.send(&[], limits).await,
-        RequestBody::Bytes(bytes) if bytes.len() <= COALESCE_BODY => {
-            conn.write_buf.extend_from_slice(bytes);
-            conn.send(&[], limits).await
-        }
-        RequestBody::Bytes(bytes) => conn.send(bytes, limits).await,
-        RequestBody::Reader(reader, _) => {
-            if conn.send(&[], limits).await? == Written::Answered {
-                return Ok(Written::Answered);
-            }
-            // The head's framing, not the reader, decides: a Content-Length
-            // set by the caller frames a reader of unknown length, and the
-            // body must match it (never chunked under a Content-Length).
-            match framing {
-                RequestFraming::Length(len) => Box::pin(write_sized(conn, reader, len, limits, deadline)).await,
-                RequestFraming::Chunked | RequestFraming::None => {
-                    Box::pin(write_chunked(conn, reader, limits, deadline)).await
-                }
-            }
-        }
+    let reader = match body {
+        RequestBody::Empty => return conn.send(&[], limits).await,
+        RequestBody::Bytes(bytes) => return conn.send(bytes, limits).await,
+        RequestBody::Reader(reader, _) => reader,
+    };
+    if conn.send(&[], limits).await? == Written::Answered {
+        return Ok(Written::Answered);
+    }
+    // The head's framing, not the reader, decides: a Content-Length set by
+    // the caller frames a reader of unknown length, and the body must match
+    // it (never chunked under a Content-Length).
+    match framing {
+        RequestFraming::Length(len) => write_sized(conn, reader, len, limits, deadline).await,
+        RequestFraming::Chunked | RequestFraming::None => write_chunked(conn, reader, limits, deadline).await,
     }
 }
 
@@ -108,14 +125,14 @@ async fn write_sized(
             return Err(Error::new(ErrorKind::Body, "request body shorter than its declared length"));
         }
         left -= n as u64;
-        if conn.write_watching(&chunk[..n], limits).await? == Written::Answered {
+        // Each piece is flushed: a buffering custom stream must not hold
+        // the end of the body back.
+        conn.write_buf.clear();
+        if conn.send(&chunk[..n], limits).await? == Written::Answered {
             return Ok(Written::Answered);
         }
     }
-    // Flush: a buffering custom stream must not hold the end of the body
-    // back.
-    conn.write_buf.clear();
-    conn.send(&[], limits).await
+    Ok(Written::All)
 }
 
 /// Writes `reader` to its end as chunks, each flushed as it is read.
