@@ -16,6 +16,8 @@
 //! without answering) is the retry rule's business (tests/retry.rs).
 
 mod common;
+#[cfg(feature = "native-tls")]
+mod tls_util;
 
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
@@ -260,4 +262,64 @@ fn chunked_reset_fresh() {
 #[test]
 fn chunked_stall_reused() {
     early_413(After::Stall, true, BodyKind::Chunked);
+}
+
+/// The same over TLS: reading while a TLS write waits must not upset the
+/// TLS layer. The body is chunked, so the TLS test server reads only the
+/// head (it skips Content-Length bodies), then answers and stalls.
+#[cfg(feature = "native-tls")]
+fn tls_stall(reused: bool) {
+    use tls_util::{Ca, TlsConfig, TlsServer};
+    with_deadline(LIMIT, move || {
+        let ca = Ca::new("early root");
+        let puts = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(AtomicBool::new(false));
+        let (closed_tx, peer_closed) = mpsc::channel();
+        let (p, r) = (puts.clone(), release.clone());
+        let server = TlsServer::start(TlsConfig::new(ca.server_cert(&["localhost"])), move |conn| {
+            while let Some(req) = conn.read_request() {
+                if req.method == "GET" {
+                    conn.respond(200, &[], b"warm");
+                    continue;
+                }
+                p.fetch_add(1, Ordering::SeqCst);
+                conn.write_raw(TOO_LARGE);
+                let until = Instant::now() + LIMIT;
+                while !r.load(Ordering::SeqCst) && Instant::now() < until {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                let _ = closed_tx.send(conn.wait_for_eof(Duration::from_secs(5)).is_ok());
+                return;
+            }
+        });
+        let cert = smolreq::Certificate::from_pem(ca.cert_pem.as_bytes()).unwrap();
+        let client = Client::builder().add_root_certificate(cert).build().unwrap();
+        let url = server.url("/upload");
+        smol::block_on(async {
+            if reused {
+                let warm = client.get(&url).send().await.expect("warm-up GET");
+                assert_eq!(warm.text().await.unwrap(), "warm");
+            }
+            let resp = with_body(client.put(&url), BodyKind::Chunked).send().await.expect("the 413 over TLS");
+            assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+            assert_eq!(resp.text().await.unwrap(), "too large");
+        });
+        let stats = client.pool_stats();
+        assert_eq!((stats.opened, stats.reused, stats.leased, stats.idle), (1, u64::from(reused), 0, 0), "{stats:?}");
+        assert_eq!(puts.load(Ordering::SeqCst), 1);
+        release.store(true, Ordering::SeqCst);
+        assert_eq!(peer_closed.recv_timeout(Duration::from_secs(10)), Ok(true), "the client kept the connection");
+    });
+}
+
+#[test]
+#[cfg(feature = "native-tls")]
+fn tls_stall_fresh() {
+    tls_stall(false);
+}
+
+#[test]
+#[cfg(feature = "native-tls")]
+fn tls_stall_reused() {
+    tls_stall(true);
 }
