@@ -33,6 +33,7 @@ pub(crate) struct Config {
     pub(crate) allow_https_downgrade: bool,
     #[cfg(feature = "native-tls")]
     pub(crate) tls: TlsConnector,
+    pub(crate) expect_continue_timeout: Duration,
 }
 
 /// Configures and builds a [`Client`].
@@ -82,6 +83,7 @@ impl ClientBuilder {
                 allow_https_downgrade: false,
                 #[cfg(feature = "native-tls")]
                 tls: TlsConnector::Default,
+                expect_continue_timeout: Duration::from_secs(1),
             },
             pool: PoolConfig { max_per_host: 32, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) },
             #[cfg(feature = "native-tls")]
@@ -277,6 +279,36 @@ impl ClientBuilder {
     #[cfg(feature = "native-tls")]
     pub fn danger_accept_invalid_hostnames(mut self, accept: bool) -> Self {
         self.tls.accept_invalid_hostnames = accept;
+        self
+    }
+
+    /// How long a request sent with `Expect: 100-continue` waits for the
+    /// server's `100 Continue` before sending its body anyway (default 1 s,
+    /// as Go's and .NET's clients).
+    ///
+    /// Only requests that set that header wait, and only when they have a
+    /// body. If the server answers with a final status instead (`417`,
+    /// `413`, `401`, ...), the body is not sent, that response is returned,
+    /// and its connection is closed after it rather than reused. Any value
+    /// is accepted: zero sends the body at once, [`Duration::MAX`] waits
+    /// until the server answers (or the request's deadline passes).
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// use std::time::Duration;
+    /// let client = smolreq::Client::builder().expect_continue_timeout(Duration::from_millis(500)).build()?;
+    /// let resp = client
+    ///     .put("http://127.0.0.1:8080/upload")
+    ///     .header("expect", "100-continue")
+    ///     .body(vec![0u8; 1 << 20])
+    ///     .send()
+    ///     .await?;
+    /// // A 417 or 413 here means the megabyte was never sent.
+    /// println!("{}", resp.status());
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
+    pub fn expect_continue_timeout(mut self, timeout: Duration) -> Self {
+        self.config.expect_continue_timeout = timeout;
         self
     }
 

@@ -1,18 +1,22 @@
 //! One connection: a stream, its reusable read buffer and its write buffer.
 //!
-//! A `Conn` performs one exchange at a time: the caller writes a request,
-//! reads the response head with [`Conn::read_head`], then drains the body
-//! with [`Conn::poll_body`]. Bytes are only ever taken from the buffer by
+//! A `Conn` performs one exchange at a time: the caller writes a request
+//! with [`Conn::send`] (which watches for a response that arrives before
+//! the request is written), reads the response head with
+//! [`Conn::read_head`], then drains the body with [`Conn::poll_body`]. Bytes are only ever taken from the buffer by
 //! the framing of the current response, so bytes a server sends after a
 //! response can never be mistaken for the next one.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use async_io::Timer;
 
 use bytes::{Buf, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::future::poll_fn;
+use futures_lite::future::{poll_fn, poll_once};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::chunked::ChunkedDecoder;
@@ -61,6 +65,35 @@ pub(crate) struct Conn {
     pub(crate) write_buf: Vec<u8>,
     /// Whether any byte of the current exchange's response has arrived.
     received_any: bool,
+    /// A final response head that arrived while the request was still
+    /// being written; [`Conn::read_head`] returns it. Boxed: it is rare,
+    /// and a `Conn` sits in every idle pool entry.
+    early: Option<Box<ResponseHead>>,
+    /// Interim (1xx) responses skipped in the current exchange.
+    interim: usize,
+    /// False once the server closed its side during the current upload:
+    /// watching the read side then has nothing more to tell.
+    read_open: bool,
+}
+
+/// How writing a request (or a part of it) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// Every byte was written.
+    All,
+    /// A final response arrived first and writing stopped: the request is
+    /// incomplete on the wire, so the connection must not be reused.
+    Answered,
+}
+
+/// What polling the write side, watched, came to.
+enum Step {
+    /// Everything was written and flushed.
+    Sent,
+    /// Response bytes are waiting to be read.
+    Arrived,
+    /// The write failed (the response may still be readable).
+    WriteFailed(io::Error),
 }
 
 /// The state of a response body being read from a connection.
@@ -103,12 +136,18 @@ impl Conn {
             read_size: MIN_READ,
             write_buf: Vec::new(),
             received_any: false,
+            early: None,
+            interim: 0,
+            read_open: true,
         }
     }
 
     /// Starts a new exchange on this connection.
     pub(crate) fn begin_exchange(&mut self) {
         self.received_any = false;
+        self.early = None;
+        self.interim = 0;
+        self.read_open = true;
         self.write_buf.clear();
     }
 
@@ -129,30 +168,167 @@ impl Conn {
         !self.has_unread_bytes() && self.stream.is_reusable_idle()
     }
 
-    /// Writes `write_buf` and then `extra` (either may be empty).
-    pub(crate) async fn write_request(&mut self, extra: &[u8]) -> io::Result<()> {
-        write_all(&mut self.stream, &self.write_buf).await?;
-        write_all(&mut self.stream, extra).await?;
-        poll_fn(|cx| Pin::new(&mut self.stream).poll_flush(cx)).await
-    }
-
-    /// Writes `data` to the stream.
-    pub(crate) async fn write_bytes(&mut self, data: &[u8]) -> io::Result<()> {
-        write_all(&mut self.stream, data).await
-    }
-
-    /// Reads the final response head, skipping interim 1xx responses.
-    pub(crate) async fn read_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
-        for _ in 0..=MAX_INTERIM_RESPONSES {
-            let head = self.read_one_head(limits).await?;
-            if head.status.as_u16() == 101 {
-                return Err(ProtoError::InvalidHead("unexpected 101 Switching Protocols").into());
+    /// Writes `write_buf`, then `extra` (either may be empty), then
+    /// flushes, unless a final response arrives first.
+    ///
+    /// The read side is polled only when the write side cannot make
+    /// progress (the server stopped reading) and after a failed write, so
+    /// a request that goes out at once costs no read attempt, and a server
+    /// that answers early but keeps reading still gets the whole body. An
+    /// interim (1xx) response is skipped and writing goes on; a final one
+    /// is kept for [`Conn::read_head`] and writing stops
+    /// ([`Written::Answered`]). A failed write whose response is readable
+    /// (a server that answered and reset the connection) also returns
+    /// `Answered`; without one, the write error.
+    pub(crate) async fn send(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
+        let mut written = 0;
+        loop {
+            match poll_fn(|cx| self.poll_send(cx, extra, &mut written)).await? {
+                Step::Sent => return Ok(Written::All),
+                Step::Arrived => {
+                    // Boxed, like the error path below: both are rare, and
+                    // inline they would size every request future.
+                    let head = Box::pin(self.read_any_head(limits)).await?;
+                    if !head.status.is_informational() {
+                        self.early = Some(Box::new(head));
+                        return Ok(Written::Answered);
+                    }
+                }
+                Step::WriteFailed(e) => return Box::pin(self.answer_after_write_error(e, limits)).await,
             }
+        }
+    }
+
+    /// Writes what it can of `write_buf` then `extra`, from `*written` on
+    /// (bytes of both already written), then flushes. When the stream has
+    /// to wait, looks for response bytes in the same poll.
+    fn poll_send(&mut self, cx: &mut Context<'_>, extra: &[u8], written: &mut usize) -> Poll<Result<Step>> {
+        loop {
+            let head_len = self.write_buf.len();
+            let data = if *written < head_len { &self.write_buf[*written..] } else { &extra[*written - head_len..] };
+            let polled = if data.is_empty() {
+                Pin::new(&mut self.stream).poll_flush(cx).map_ok(|()| 0)
+            } else {
+                Pin::new(&mut self.stream).poll_write(cx, data)
+            };
+            match polled {
+                Poll::Ready(Ok(0)) if data.is_empty() => return Poll::Ready(Ok(Step::Sent)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(Step::WriteFailed(io::ErrorKind::WriteZero.into()))),
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Ok(Step::WriteFailed(e))),
+                Poll::Pending => return self.poll_response_started(cx),
+            }
+        }
+    }
+
+    /// Ready with `Arrived` when response bytes are buffered or come in
+    /// now; pending (with the read side registered) otherwise. An EOF
+    /// stops the watch: the write side will fail, or finish, on its own.
+    fn poll_response_started(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step>> {
+        if self.has_unread_bytes() {
+            return Poll::Ready(Ok(Step::Arrived));
+        }
+        if !self.read_open {
+            return Poll::Pending;
+        }
+        match ready!(self.poll_fill(cx)) {
+            Ok(0) => {
+                self.read_open = false;
+                Poll::Pending
+            }
+            Ok(_) => Poll::Ready(Ok(Step::Arrived)),
+            Err(e) => Poll::Ready(Err(Error::io(e))),
+        }
+    }
+
+    /// After a failed write: a response the server sent before the
+    /// connection broke is still readable (bytes received before a reset
+    /// stay in the socket), and is returned as an early answer. Nothing
+    /// readable now means nothing will come: the write error stands.
+    async fn answer_after_write_error(&mut self, err: io::Error, limits: &Limits) -> Result<Written> {
+        if !self.has_unread_bytes() {
+            match poll_once(poll_fn(|cx| self.poll_fill(cx))).await {
+                Some(Ok(n)) if n > 0 => {}
+                _ => return Err(Error::io(err)),
+            }
+        }
+        self.early = Some(Box::new(self.read_head(limits).await?));
+        Ok(Written::Answered)
+    }
+
+    /// Waits up to `wait` for the server's `100 Continue` to a request sent
+    /// with `Expect: 100-continue`. `All` means: send the body now (the 100
+    /// came, or the wait ran out); `Answered` means a final response came
+    /// instead and the body must not be sent.
+    pub(crate) async fn await_continue(&mut self, wait: Duration, limits: &Limits) -> Result<Written> {
+        let mut timer = Timer::after(wait);
+        loop {
+            let arrived = poll_fn(|cx| {
+                if let Poll::Ready(step) = self.poll_response_arrival(cx) {
+                    return Poll::Ready(step.map(|()| true));
+                }
+                Pin::new(&mut timer).poll(cx).map(|_| Ok(false))
+            })
+            .await?;
+            if !arrived {
+                return Ok(Written::All);
+            }
+            let head = self.read_any_head(limits).await?;
+            if head.status == http::StatusCode::CONTINUE {
+                return Ok(Written::All);
+            }
+            if !head.status.is_informational() {
+                self.early = Some(Box::new(head));
+                return Ok(Written::Answered);
+            }
+        }
+    }
+
+    /// Ready once bytes (or EOF, or an error: the head reader reports it)
+    /// have come in.
+    fn poll_response_arrival(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.has_unread_bytes() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_fill(cx)).map_err(Error::io)?;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads the final response head, skipping interim 1xx responses (or
+    /// returns the one that arrived while the request was being written).
+    pub(crate) async fn read_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
+        if let Some(head) = self.early.take() {
+            return Ok(*head);
+        }
+        loop {
+            let head = self.read_one_head(limits).await?;
+            self.check_interim(&head)?;
             if !head.status.is_informational() {
                 return Ok(head);
             }
         }
-        Err(ProtoError::InvalidHead("too many interim (1xx) responses").into())
+    }
+
+    /// Reads the next head, final or interim (see [`Conn::check_interim`]).
+    async fn read_any_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
+        let head = self.read_one_head(limits).await?;
+        self.check_interim(&head)?;
+        Ok(head)
+    }
+
+    /// Refuses a 101 (smolreq never asks to switch protocols) and counts
+    /// interim responses against a bound for the whole exchange.
+    fn check_interim(&mut self, head: &ResponseHead) -> Result<()> {
+        if head.status.as_u16() == 101 {
+            return Err(ProtoError::InvalidHead("unexpected 101 Switching Protocols").into());
+        }
+        if head.status.is_informational() {
+            self.interim += 1;
+            if self.interim > MAX_INTERIM_RESPONSES {
+                return Err(ProtoError::InvalidHead("too many interim (1xx) responses").into());
+            }
+        }
+        Ok(())
     }
 
     async fn read_one_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
@@ -435,15 +611,4 @@ impl Sink for Vec<u8> {
     ) -> Option<Poll<io::Result<usize>>> {
         stream.can_append().then(|| stream.poll_read_append(cx, self, u64::try_from(max).unwrap_or(u64::MAX)))
     }
-}
-
-async fn write_all(stream: &mut Stream, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        let n = poll_fn(|cx| Pin::new(&mut *stream).poll_write(cx, data)).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        data = &data[n..];
-    }
-    Ok(())
 }

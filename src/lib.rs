@@ -46,6 +46,7 @@ mod response;
 #[cfg(feature = "native-tls")]
 mod tls;
 mod transport;
+mod upload;
 mod util;
 
 pub use builder::ClientBuilder;

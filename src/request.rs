@@ -181,8 +181,11 @@ impl<'c> RequestBuilder<'c> {
     }
 
     /// Sets the body from a reader. With a known `len` it is sent with
-    /// Content-Length (the reader must yield exactly `len` bytes), without
-    /// one it is sent chunked. It is read once, so such a request is never
+    /// Content-Length: exactly `len` bytes are read and sent, and the reader
+    /// is never asked for more (so a pipe or socket that stays open after
+    /// them does not stall the request); one that ends sooner fails the
+    /// request with [`ErrorKind::Body`]. Without a `len` it is read to its
+    /// end and sent chunked. It is read once, so such a request is never
     /// retried nor replayed on a redirect.
     pub fn body_reader(mut self, reader: impl AsyncRead + Send + Unpin + 'static, len: Option<u64>) -> Self {
         self.body = RequestBody::Reader(Box::new(reader), len);

@@ -291,13 +291,16 @@ fn body_reader_shorter_than_declared_length_is_a_body_error() {
 }
 
 #[test]
-fn body_reader_longer_than_declared_length_is_a_body_error() {
+fn body_reader_longer_than_declared_length_sends_only_the_length() {
+    // The reader is never asked for more than the declared length (one
+    // that then blocks, like a pipe, must not stall the request), so the
+    // bytes after it are never read.
     run(|| async {
         let server = echo_ok_server(b"ok");
         let client = Client::new();
         let reader = Pieces::new(&[b"abc", b"defgh"]);
-        let err = client.post(server.url("/")).body_reader(reader, Some(4)).send().await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Body, "{err:?}");
+        let req = roundtrip(&server, client.post(server.url("/")).body_reader(reader, Some(4))).await;
+        assert_eq!(req.body, b"abcd");
     });
 }
 
