@@ -24,8 +24,8 @@ use crate::{redirect, transport};
 /// Bodies up to this size are written in the same syscall as the head.
 const COALESCE_BODY: usize = 16 * 1024;
 
-/// A redirect response body up to this size is read and discarded so its
-/// connection can be reused.
+/// A redirect response body up to this size is read (raw: its framing
+/// removed, nothing else) and discarded so its connection can be reused.
 const DRAIN_REDIRECT_BODY: u64 = 64 * 1024;
 
 /// An HTTP/1.1 client with a connection pool.
@@ -203,7 +203,9 @@ impl Client {
             with_deadline(
                 deadline,
                 Box::pin(async {
-                    response.discard(DRAIN_REDIRECT_BODY).await;
+                    // The redirect was received: a body that cannot be
+                    // drained only costs its connection.
+                    let _ = response.discard(DRAIN_REDIRECT_BODY).await;
                     Ok(())
                 }),
             )
@@ -283,7 +285,7 @@ impl Client {
                     let plan = plan_body(method, &head, request_close)?;
                     let keep_alive = keep_alive_timeout(&head.headers);
                     let decoder = BodyDecoder::new(plan.framing, &config.limits);
-                    let body = Body::new(lease, decoder, plan.reusable, keep_alive, deadline);
+                    let body = Body::new(lease, decoder, plan.reusable, keep_alive, deadline, config.max_drain_on_drop);
                     return Ok(Response::new(head, url.clone(), body));
                 }
                 Err(err) => {
