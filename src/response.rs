@@ -129,10 +129,11 @@ impl Response {
     /// so that the connection can carry the next request: for a program
     /// that does not want the body but wants its connection back.
     ///
-    /// `Ok(())` means the body was read to its end: the connection went
-    /// back to the pool, unless the exchange did not allow reuse (the
+    /// `Ok(())` means the body was read to its end and the connection went
+    /// back to the pool, or that the exchange does not allow reuse (the
     /// server said `Connection: close`, or the body ends with the
-    /// connection). A body with more than `limit` bytes left is an
+    /// connection): then nothing is read and the connection is closed at
+    /// once. A body with more than `limit` bytes left is an
     /// [`ErrorKind::Body`] error and its connection is closed, without
     /// reading further when a Content-Length already says so; an I/O
     /// error, broken framing or the request's deadline are errors as
@@ -289,6 +290,10 @@ impl Body {
     /// # Ok::<(), smolreq::Error>(()) });
     /// ```
     pub async fn discard(mut self, limit: u64) -> Result<()> {
+        if !self.reusable && !self.failed {
+            self.lease = None; // nothing to save: close without reading
+            return Ok(());
+        }
         if matches!(self.decoder, BodyDecoder::Length(n) if n > limit) {
             self.lease = None; // no read can end this body within the limit
             return Err(too_long_to_discard());
@@ -399,7 +404,7 @@ impl Drop for Body {
     fn drop(&mut self) {
         // A body read to its end has given its lease up already: nothing to
         // do on the common path.
-        if self.lease.is_some() {
+        if self.lease.is_some() && !std::thread::panicking() {
             self.drain_on_drop();
         }
     }

@@ -436,6 +436,26 @@ fn discard_of_a_body_exactly_at_its_limit_reuses_the_connection() {
 }
 
 #[test]
+fn discard_of_a_body_whose_connection_cannot_be_reused_closes_it_without_reading() {
+    // `Connection: close`: nothing to save. Only half the body is ever
+    // sent, so a discard that read it would end with an error.
+    let body = pattern(100 * 1024);
+    let (server, closes) = server(move |conn, req| {
+        let mut wire = response_bytes(200, &[("Connection", "close")], &body);
+        wire.truncate(wire.len() - body.len() / 2);
+        next_or(conn, req, &wire);
+    });
+    run(move || async move {
+        let client = Client::new();
+        let resp = client.get(server.url("/first")).send().await.unwrap();
+        resp.discard(1 << 20).await.unwrap();
+        assert!(closes.wait(0), "the server saw the client close the connection");
+        get_next(&client, &server).await;
+        assert_closed(&client, &server, &closes);
+    });
+}
+
+#[test]
 fn redirect_with_a_chunked_body_keeps_its_connection() {
     // The redirect's body is drained (raw, bounded) before the next request.
     let redirect = chunked_response(&pattern(3000), 700);
