@@ -253,6 +253,7 @@ fn client(max_idle: usize) -> Client {
     Client::builder()
         .max_idle_per_host(max_idle)
         .max_connections_per_host(64)
+        .max_drain_on_drop(0) // the model: a dropped response closes (tests/drain.rs)
         .redirect(false)
         .connector(move |_| {
             let mut next = next_id.lock().unwrap();
