@@ -23,6 +23,7 @@ const MIN_HEAD_SIZE: usize = 16;
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) limits: Limits,
+    pub(crate) max_drain_on_drop: u64,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_redirects: usize,
@@ -73,6 +74,7 @@ impl ClientBuilder {
         ClientBuilder {
             config: Config {
                 limits: Limits::default(),
+                max_drain_on_drop: 64 * 1024,
                 connect_timeout: None,
                 timeout: None,
                 max_redirects: 10,
@@ -164,6 +166,26 @@ impl ClientBuilder {
     /// Largest trailer section of a chunked response (default 16 KiB).
     pub fn max_trailer_size(mut self, max: usize) -> Self {
         self.config.limits.max_trailer_size = max;
+        self
+    }
+
+    /// Most body bytes read and dropped to finish a body that is dropped
+    /// before its end (default 64 KiB; 0 disables).
+    ///
+    /// A dropped body keeps its connection when the rest of it has already
+    /// arrived: what is buffered, plus what the socket returns at once. No
+    /// waiting, no task: if the rest is not all there, is longer than this,
+    /// or the exchange does not allow reuse, the connection is closed as
+    /// before. A Content-Length body with more left than this is closed
+    /// without reading. [`Response::discard`](crate::Response::discard)
+    /// waits for the rest instead.
+    ///
+    /// ```
+    /// let client = smolreq::Client::builder().max_drain_on_drop(256 * 1024).build()?;
+    /// # Ok::<(), smolreq::Error>(())
+    /// ```
+    pub fn max_drain_on_drop(mut self, max: u64) -> Self {
+        self.config.max_drain_on_drop = max;
         self
     }
 

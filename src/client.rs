@@ -19,8 +19,8 @@ use crate::transport::Destination;
 use crate::util::{deadline_after, earliest, with_deadline};
 use crate::{redirect, transport, upload};
 
-/// A redirect response body up to this size is read and discarded so its
-/// connection can be reused.
+/// A redirect response body up to this size is read (raw: its framing
+/// removed, nothing else) and discarded so its connection can be reused.
 const DRAIN_REDIRECT_BODY: u64 = 64 * 1024;
 
 /// An HTTP/1.1 client with a connection pool.
@@ -198,7 +198,9 @@ impl Client {
             with_deadline(
                 deadline,
                 Box::pin(async {
-                    response.discard(DRAIN_REDIRECT_BODY).await;
+                    // The redirect was received: a body that cannot be
+                    // drained only costs its connection.
+                    let _ = response.discard(DRAIN_REDIRECT_BODY).await;
                     Ok(())
                 }),
             )
@@ -284,7 +286,7 @@ impl Client {
                     // written leaves the request incomplete on the wire:
                     // the connection can never carry another exchange.
                     let reusable = plan.reusable && written == Written::All;
-                    let body = Body::new(lease, decoder, reusable, keep_alive, deadline);
+                    let body = Body::new(lease, decoder, reusable, keep_alive, deadline, config.max_drain_on_drop);
                     return Ok(Response::new(head, url.clone(), body));
                 }
                 Err(err) => {

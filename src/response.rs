@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
@@ -22,7 +22,9 @@ use crate::proto::head::ResponseHead;
 /// An HTTP response: status, headers, and a body still to be read.
 ///
 /// The body holds the connection. Reading it to the end returns the
-/// connection to the pool; dropping it earlier closes the connection.
+/// connection to the pool. Dropping it earlier keeps the connection only
+/// when the rest of the body has already arrived (see [`Body`]); to wait
+/// for the rest and keep the connection, use [`discard`](Self::discard).
 ///
 /// ```no_run
 /// # smol::block_on(async {
@@ -123,17 +125,39 @@ impl Response {
         decode_text(bytes, charset.as_deref()).map_err(|e| e.with_url(&url))
     }
 
-    /// Reads and discards what is left of a small body so the connection
-    /// can be reused; a large or endless body is dropped instead.
-    pub(crate) async fn discard(mut self, max: u64) {
-        if self.body.remaining_hint().is_some_and(|n| n <= max) {
-            let mut sink = [0u8; 1024];
-            while let Ok(n) = poll_fn(|cx| Pin::new(&mut self.body).poll_read(cx, &mut sink)).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        }
+    /// Reads and drops the rest of the body, at most `limit` bytes of it,
+    /// so that the connection can carry the next request: for a program
+    /// that does not want the body but wants its connection back.
+    ///
+    /// `Ok(())` means the body was read to its end and the connection went
+    /// back to the pool, or that the exchange does not allow reuse (the
+    /// server said `Connection: close`, or the body ends with the
+    /// connection): then nothing is read and the connection is closed at
+    /// once. A body with more than `limit` bytes left is an
+    /// [`ErrorKind::Body`] error and its connection is closed, without
+    /// reading further when a Content-Length already says so; an I/O
+    /// error, broken framing or the request's deadline are errors as
+    /// while reading. `limit` counts body bytes (after chunked framing is
+    /// removed); the deadline bounds the wait.
+    ///
+    /// Dropping a response does the same without waiting: it keeps the
+    /// connection only if the rest of the body has already arrived (see
+    /// [`ClientBuilder::max_drain_on_drop`](crate::ClientBuilder::max_drain_on_drop)).
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// let client = smolreq::Client::new();
+    /// let resp = client.get("http://127.0.0.1:8080/ping").send().await?;
+    /// if resp.status().is_success() {
+    ///     // Only the status matters; give the connection back.
+    ///     resp.discard(64 * 1024).await?;
+    /// }
+    /// assert_eq!(client.pool_stats().leased, 0);
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
+    pub async fn discard(self, limit: u64) -> Result<()> {
+        let url = self.url;
+        self.body.discard(limit).await.map_err(|e| e.with_url(&url))
     }
 }
 
@@ -157,9 +181,27 @@ impl AsyncRead for Response {
 /// A response body: an `AsyncRead` over the decoded bytes.
 ///
 /// Reading it to its end releases the connection back to the pool (when the
-/// exchange allows reuse). Dropping it before the end closes the connection.
-/// A body that ends early, breaks its framing or outlives the request's
-/// deadline yields an error, never a short success.
+/// exchange allows reuse). A body that ends early, breaks its framing or
+/// outlives the request's deadline yields an error, never a short success.
+///
+/// **Dropped before its end**, a body finishes itself from what is already
+/// there, without waiting: the bytes already buffered, then reads of the
+/// socket for as long as they return bytes at once, at most
+/// [`max_drain_on_drop`](crate::ClientBuilder::max_drain_on_drop) body
+/// bytes (64 KiB by default). If that reaches the clean end of a reusable
+/// exchange, the connection goes back to the pool; otherwise (the rest has
+/// not arrived, is larger than the bound, the framing breaks, bytes follow
+/// the end, or the body ends with the connection) the connection is closed.
+/// No task is spawned and nothing blocks. To wait for the rest instead,
+/// use [`discard`](Self::discard).
+///
+/// **Deadline.** The request's deadline is checked on every read, not only
+/// when a read has to wait, so a stream that is always ready (an endless
+/// body, an in-memory connection) cannot outrun it. Past the deadline, a
+/// read still returns body bytes that were already received (an answer
+/// that arrived in time wins over a task that was polled late), but it
+/// never reads the connection again: it fails with
+/// [`ErrorKind::Timeout`], at the latest once those bytes are used up.
 pub struct Body {
     lease: Option<Lease>,
     decoder: BodyDecoder,
@@ -168,7 +210,13 @@ pub struct Body {
     deadline: Option<Instant>,
     timer: Option<Timer>,
     failed: bool,
+    /// Most body bytes read and dropped to finish a body dropped early.
+    max_drain: u64,
 }
+
+/// Room for the bytes read and dropped while draining a body (on the
+/// stack in `Drop`, once on the heap per [`Body::discard`]).
+const DRAIN_SCRATCH: usize = 8 * 1024;
 
 impl Body {
     pub(crate) fn new(
@@ -177,8 +225,10 @@ impl Body {
         reusable: bool,
         keep_alive: Option<Duration>,
         deadline: Option<Instant>,
+        max_drain: u64,
     ) -> Body {
-        let mut body = Body { lease: Some(lease), decoder, reusable, keep_alive, deadline, timer: None, failed: false };
+        let mut body =
+            Body { lease: Some(lease), decoder, reusable, keep_alive, deadline, timer: None, failed: false, max_drain };
         if body.decoder.is_done() {
             body.finish();
         }
@@ -230,6 +280,83 @@ impl Body {
         Ok(out)
     }
 
+    /// Reads and drops the rest of the body, at most `limit` bytes; see
+    /// [`Response::discard`].
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// let resp = smolreq::Client::new().get("http://127.0.0.1:8080/").send().await?;
+    /// resp.into_body().discard(1 << 20).await?;
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
+    pub async fn discard(mut self, limit: u64) -> Result<()> {
+        if !self.reusable && !self.failed {
+            self.lease = None; // nothing to save: close without reading
+            return Ok(());
+        }
+        if matches!(self.decoder, BodyDecoder::Length(n) if n > limit) {
+            self.lease = None; // no read can end this body within the limit
+            return Err(too_long_to_discard());
+        }
+        let mut scratch = vec![0u8; DRAIN_SCRATCH.min(usize::try_from(limit).unwrap_or(usize::MAX).saturating_add(1))];
+        let mut left = limit;
+        loop {
+            // One byte more than is left shows a body that goes past it.
+            let room = scratch.len().min(usize::try_from(left).unwrap_or(usize::MAX).saturating_add(1));
+            let sink = &mut scratch[..room];
+            let n = poll_fn(|cx| self.poll_with(cx, |conn, cx, decoder| conn.poll_body(cx, decoder, sink)))
+                .await
+                .map_err(Error::io)?;
+            if self.lease.is_none() {
+                // The clean end (`poll_with` failed otherwise): the lease
+                // was released, or closed if the exchange forbids reuse.
+                return Ok(());
+            }
+            match left.checked_sub(n as u64) {
+                Some(rest) => left = rest,
+                None => {
+                    self.lease = None; // closes the connection
+                    return Err(too_long_to_discard());
+                }
+            }
+        }
+    }
+
+    /// A body dropped before its end: finishes it from what is here without
+    /// waiting (buffered bytes, and socket reads that return bytes at once,
+    /// polled with a waker that does nothing), up to `max_drain` bytes. At
+    /// its clean end the lease is released by [`finish`](Self::finish) as
+    /// after any read; otherwise the lease drops with the body, which
+    /// closes the connection.
+    fn drain_on_drop(&mut self) {
+        let hopeless = match self.decoder {
+            BodyDecoder::Length(n) => n > self.max_drain,
+            BodyDecoder::Chunked(_) => self.max_drain == 0,
+            // A body that ends with its connection never leaves it reusable.
+            BodyDecoder::Close | BodyDecoder::Done => true,
+        };
+        if hopeless || !self.reusable || self.failed {
+            return;
+        }
+        let Some(lease) = self.lease.as_mut() else { return };
+        let conn = lease.conn();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut scratch = [0u8; DRAIN_SCRATCH];
+        let mut left = self.max_drain;
+        loop {
+            let room = scratch.len().min(usize::try_from(left).unwrap_or(usize::MAX).saturating_add(1));
+            match conn.poll_body(&mut cx, &mut self.decoder, &mut scratch[..room]) {
+                Poll::Ready(Ok(_)) if self.decoder.is_done() => {
+                    self.finish();
+                    return;
+                }
+                Poll::Ready(Ok(n)) if n > 0 && n as u64 <= left => left -= n as u64,
+                // Past the bound, an error, or nothing more here now.
+                _ => return,
+            }
+        }
+    }
+
     /// Runs one read step of the body with `read`, then applies the rules
     /// every read shares: a clean end releases the lease, an error closes
     /// the connection for good, and waiting past the deadline is an error.
@@ -244,6 +371,17 @@ impl Body {
         let Some(lease) = self.lease.as_mut() else {
             return Poll::Ready(Ok(0)); // finished
         };
+        // The deadline holds on every poll, also when reads never have to
+        // wait. Bytes already received are still handed out (they arrived
+        // in time), but past the deadline the connection is not read again.
+        if let Some(deadline) = self.deadline
+            && lease.conn().buffered() == 0
+            && Instant::now() >= deadline
+        {
+            return Poll::Ready(Err(
+                self.fail(Error::new(ErrorKind::Timeout, "deadline elapsed while reading the body"))
+            ));
+        }
         match read(lease.conn(), cx, &mut self.decoder) {
             Poll::Ready(Ok(n)) => {
                 if self.decoder.is_done() {
@@ -260,6 +398,20 @@ impl Body {
             }
         }
     }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        // A body read to its end has given its lease up already: nothing to
+        // do on the common path.
+        if self.lease.is_some() && !std::thread::panicking() {
+            self.drain_on_drop();
+        }
+    }
+}
+
+fn too_long_to_discard() -> Error {
+    Error::new(ErrorKind::Body, "body longer than the discard limit; the connection was closed")
 }
 
 impl fmt::Debug for Body {

@@ -22,6 +22,13 @@
 //! Pass: no unexpected failure, no 502/504, no desync or checksum mismatch,
 //! `pool_stats().leased == 0` at the end, and the process's open file
 //! descriptors back to their baseline once everything is dropped.
+//!
+//! The same plans then run through reqwest (on a tokio current-thread
+//! runtime, 64 tasks), behind a fresh nginx and upstream, for comparison.
+//! nginx logs the serial number of the client connection of every request
+//! (`$connection`), so both clients' connections are counted the same way,
+//! on the server side; smolreq must open at most as many as reqwest (with
+//! 0 failures and 0 desyncs for both).
 
 mod common;
 #[path = "common/nginx.rs"]
@@ -40,7 +47,7 @@ use futures_lite::AsyncReadExt;
 use seed::{Framing, ItemQuery, Rng, body_for, body_is_exact, item_head, item_wire_body};
 use smol::Timer;
 use smol::lock::Barrier;
-use smolreq::{Client, ErrorKind, Response};
+use smolreq::{Client, ErrorKind, PoolStats};
 
 const TASKS: usize = 64;
 const REQUESTS: usize = 20_000;
@@ -183,19 +190,33 @@ fn io_kind(err: &io::Error) -> Option<ErrorKind> {
 }
 
 /// Status and `x-id` first: a wrong id is a desync.
-fn check_head(resp: &Response, q: &ItemQuery) -> Result<(), Outcome> {
-    if resp.status() != 200 {
-        return Err(Outcome::Status(resp.status().as_u16()));
+fn check_head(status: u16, headers: &http::HeaderMap, q: &ItemQuery) -> Result<(), Outcome> {
+    if status != 200 {
+        return Err(Outcome::Status(status));
     }
-    let id = resp.headers().get("x-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let id = headers.get("x-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if id != Some(q.id) { Err(Outcome::Desync) } else { Ok(()) }
 }
 
-fn checksum(resp: &Response) -> Option<String> {
-    resp.headers().get("x-checksum").and_then(|v| v.to_str().ok()).map(str::to_owned)
+fn checksum(headers: &http::HeaderMap) -> Option<String> {
+    headers.get("x-checksum").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-async fn run_request(client: &Client, base: &str, plan: &Plan) -> Outcome {
+/// The client a run drives: the same plans, written the usual way for each.
+#[derive(Clone, Debug)]
+enum Driver {
+    Smolreq(Client),
+    Reqwest(reqwest::Client),
+}
+
+async fn run_request(driver: &Driver, base: &str, plan: &Plan) -> Outcome {
+    match driver {
+        Driver::Smolreq(client) => run_smolreq(client, base, plan).await,
+        Driver::Reqwest(client) => run_reqwest(client, base, plan).await,
+    }
+}
+
+async fn run_smolreq(client: &Client, base: &str, plan: &Plan) -> Outcome {
     let q = &plan.query;
     let url = format!("{base}{}", q.target());
     match plan.action {
@@ -204,10 +225,10 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Outcome {
                 Ok(r) => r,
                 Err(e) => return unexpected_err(&e),
             };
-            if let Err(o) = check_head(&resp, q) {
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
                 return o;
             }
-            let sum = checksum(&resp);
+            let sum = checksum(resp.headers());
             match resp.bytes().await {
                 Ok(body) if body_is_exact(q.id, q.size, sum.as_deref(), &body) => Outcome::Verified(body.len() as u64),
                 Ok(_) => Outcome::Mismatch,
@@ -219,7 +240,7 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Outcome {
                 Ok(r) => r,
                 Err(e) => return unexpected_err(&e),
             };
-            if let Err(o) = check_head(&resp, q) {
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
                 return o;
             }
             let mut part = vec![0; q.size / 2];
@@ -229,7 +250,9 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Outcome {
             if part != body_for(q.id, q.size)[..part.len()] {
                 return Outcome::Mismatch;
             }
-            drop(resp); // half read: the connection must be closed, not pooled
+            // Half read: the connection is pooled only if the rest has
+            // already arrived (the drain on drop), else closed.
+            drop(resp);
             Outcome::HalfRead
         }
         Action::Timeout => {
@@ -252,10 +275,10 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Outcome {
                 Err(e) if e.kind() == ErrorKind::Timeout => return Outcome::BodyTimeout,
                 Err(e) => return unexpected_err(&e),
             };
-            if let Err(o) = check_head(&resp, q) {
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
                 return o;
             }
-            let sum = checksum(&resp);
+            let sum = checksum(resp.headers());
             match resp.bytes().await {
                 Err(e) if e.kind() == ErrorKind::Timeout => Outcome::BodyTimeout,
                 Err(e) => unexpected_err(&e),
@@ -275,10 +298,10 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Outcome {
                 Ok(r) => r,
                 Err(e) => return unexpected_err(&e),
             };
-            if let Err(o) = check_head(&resp, q) {
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
                 return o;
             }
-            let sum = checksum(&resp);
+            let sum = checksum(resp.headers());
             let mut body = vec![0; q.size / 2];
             if let Err(e) = resp.read_exact(&mut body).await {
                 return unexpected_io(&e);
@@ -299,7 +322,134 @@ async fn run_request(client: &Client, base: &str, plan: &Plan) -> Outcome {
     }
 }
 
-async fn run_task(client: Client, base: String, task: usize, per_task: usize, barrier: Arc<Barrier>) -> Tally {
+fn reqwest_err(err: &reqwest::Error) -> Outcome {
+    let kind = if err.is_timeout() {
+        "Timeout"
+    } else if err.is_connect() {
+        "Connect"
+    } else if err.is_body() || err.is_decode() {
+        "Body"
+    } else if err.is_request() {
+        "Request"
+    } else {
+        "Other"
+    };
+    Outcome::Unexpected(kind.into(), format!("{err:?}"))
+}
+
+/// Reads chunks of `resp` into `out` until it holds at least `len` bytes or
+/// the body ends.
+async fn reqwest_read_to(resp: &mut reqwest::Response, out: &mut Vec<u8>, len: usize) -> Result<(), reqwest::Error> {
+    while out.len() < len {
+        match resp.chunk().await? {
+            Some(chunk) => out.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// [`run_smolreq`] written against reqwest.
+async fn run_reqwest(client: &reqwest::Client, base: &str, plan: &Plan) -> Outcome {
+    let q = &plan.query;
+    let url = format!("{base}{}", q.target());
+    match plan.action {
+        Action::Full => {
+            let resp = match client.get(&url).send().await {
+                Ok(r) => r,
+                Err(e) => return reqwest_err(&e),
+            };
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
+                return o;
+            }
+            let sum = checksum(resp.headers());
+            match resp.bytes().await {
+                Ok(body) if body_is_exact(q.id, q.size, sum.as_deref(), &body) => Outcome::Verified(body.len() as u64),
+                Ok(_) => Outcome::Mismatch,
+                Err(e) => reqwest_err(&e),
+            }
+        }
+        Action::HalfRead => {
+            let mut resp = match client.get(&url).send().await {
+                Ok(r) => r,
+                Err(e) => return reqwest_err(&e),
+            };
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
+                return o;
+            }
+            let mut part = Vec::new();
+            if let Err(e) = reqwest_read_to(&mut resp, &mut part, q.size / 2).await {
+                return reqwest_err(&e);
+            }
+            let expected = body_for(q.id, q.size);
+            if part.len() < q.size / 2 || part.len() > q.size || part[..] != expected[..part.len()] {
+                return Outcome::Mismatch;
+            }
+            drop(resp);
+            Outcome::HalfRead
+        }
+        Action::Timeout => {
+            let url = format!("{base}/stall?id={}", q.id);
+            let sent = Instant::now();
+            match client.get(&url).timeout(TINY_TIMEOUT).send().await {
+                Err(e) if e.is_timeout() => Outcome::Timeout,
+                Err(e) => reqwest_err(&e),
+                Ok(_) if sent.elapsed() >= STALL => Outcome::LateAnswer,
+                Ok(_) => Outcome::Unexpected("no timeout".into(), "/stall answered within the timeout".into()),
+            }
+        }
+        Action::BodyTimeout => {
+            let sent = Instant::now();
+            let resp = match client.get(&url).timeout(BODY_TIMEOUT).send().await {
+                Ok(r) => r,
+                Err(e) if e.is_timeout() => return Outcome::BodyTimeout,
+                Err(e) => return reqwest_err(&e),
+            };
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
+                return o;
+            }
+            let sum = checksum(resp.headers());
+            match resp.bytes().await {
+                Err(e) if e.is_timeout() => Outcome::BodyTimeout,
+                Err(e) => reqwest_err(&e),
+                Ok(body) if sent.elapsed() >= Duration::from_millis(BODY_STALL_MS) => {
+                    if body_is_exact(q.id, q.size, sum.as_deref(), &body) {
+                        Outcome::LateAnswer
+                    } else {
+                        Outcome::Mismatch
+                    }
+                }
+                Ok(_) => Outcome::Unexpected("no timeout".into(), "stalled body finished within the timeout".into()),
+            }
+        }
+        Action::CloneDrop => {
+            let clone = client.clone();
+            let mut resp = match clone.get(&url).send().await {
+                Ok(r) => r,
+                Err(e) => return reqwest_err(&e),
+            };
+            if let Err(o) = check_head(resp.status().as_u16(), resp.headers(), q) {
+                return o;
+            }
+            let sum = checksum(resp.headers());
+            let mut body = Vec::new();
+            if let Err(e) = reqwest_read_to(&mut resp, &mut body, q.size / 2).await {
+                return reqwest_err(&e);
+            }
+            drop(clone);
+            if let Err(e) = reqwest_read_to(&mut resp, &mut body, usize::MAX).await {
+                return reqwest_err(&e);
+            }
+            if body_is_exact(q.id, q.size, sum.as_deref(), &body) {
+                Outcome::Verified(body.len() as u64)
+            } else {
+                Outcome::Mismatch
+            }
+        }
+    }
+}
+
+async fn run_task(driver: Driver, base: String, task: usize, per_task: usize, barrier: Arc<Barrier>) -> Tally {
     let mut t = Tally::default();
     for index in 0..per_task {
         if let Some(&(_, lull)) = LULLS.iter().find(|(at, _)| *at == index) {
@@ -313,7 +463,7 @@ async fn run_task(client: Client, base: String, task: usize, per_task: usize, ba
             Timer::after(p).await;
         }
         t.requests += 1;
-        match run_request(&client, &base, &plan).await {
+        match run_request(&driver, &base, &plan).await {
             Outcome::Verified(n) => {
                 t.verified += 1;
                 t.bytes += n;
@@ -414,6 +564,180 @@ fn logged_statuses(log: &str) -> BTreeMap<u16, u64> {
     out
 }
 
+/// The two clients the scenario runs, one after the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Smolreq,
+    Reqwest,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Smolreq => "smolreq",
+            Which::Reqwest => "reqwest",
+        }
+    }
+}
+
+/// What one run behind nginx gives.
+struct Run {
+    tally: Tally,
+    /// smolreq's pool counters (reqwest has none).
+    stats: Option<PoolStats>,
+    elapsed: Duration,
+    /// Client connections that carried a request, counted by nginx.
+    nginx_connections: usize,
+    logged: BTreeMap<u16, u64>,
+    error_log: String,
+}
+
+/// Requests of task `t`: `REQUESTS` spread over `TASKS`.
+fn requests_of(t: usize) -> usize {
+    REQUESTS / TASKS + usize::from(t < REQUESTS % TASKS)
+}
+
+/// Runs every task on one thread with smolreq (a `smol::Executor`).
+fn drive_smolreq(base: String) -> (Tally, Option<PoolStats>, Duration) {
+    let client = Client::builder().max_connections_per_host(32).max_idle_per_host(32).build().unwrap();
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let start = Instant::now();
+    let ex = smol::Executor::new();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| ex.spawn(run_task(Driver::Smolreq(client.clone()), base.clone(), t, requests_of(t), barrier.clone())))
+        .collect();
+    let tallies = smol::block_on(ex.run(async {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await);
+        }
+        out
+    }));
+    let elapsed = start.elapsed();
+    let stats = client.pool_stats();
+    drop(client);
+    (tallies.into_iter().fold(Tally::default(), Tally::merge), Some(stats), elapsed)
+}
+
+/// Runs every task on one thread with reqwest (a tokio current-thread
+/// runtime), its pool keeping up to 32 idle connections as smolreq's does.
+fn drive_reqwest(base: String) -> (Tally, Option<PoolStats>, Duration) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(32).build().expect("reqwest client");
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let start = Instant::now();
+    let tallies = runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let driver = Driver::Reqwest(client.clone());
+                tokio::spawn(run_task(driver, base.clone(), t, requests_of(t), barrier.clone()))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("reqwest task"));
+        }
+        out
+    });
+    let elapsed = start.elapsed();
+    drop(client);
+    drop(runtime);
+    (tallies.into_iter().fold(Tally::default(), Tally::merge), None, elapsed)
+}
+
+/// Runs the scenario with `which` behind a fresh upstream and nginx.
+fn run_behind_nginx(nginx_bin: &std::path::Path, which: Which) -> Run {
+    let upstream = upstream();
+    let conf = NGINX_HTTP.replace("{upstream}", &upstream.addr().to_string());
+    let mut nginx = nginx::Nginx::start(nginx_bin, which.name(), &conf);
+    let base = nginx.url("");
+
+    // The scenario runs under a watchdog; nginx stays owned by this thread,
+    // so it is stopped even if the watchdog fires.
+    let (tally, stats, elapsed) = with_deadline(Duration::from_secs(240), move || match which {
+        Which::Smolreq => drive_smolreq(base),
+        Which::Reqwest => drive_reqwest(base),
+    });
+
+    let logged = logged_statuses(&nginx.access_log());
+    let nginx_connections = nginx.client_connections();
+    let error_log = nginx.error_log();
+    nginx.stop();
+    upstream.wait_closed_within(upstream.connections(), Duration::from_secs(10));
+    drop(upstream);
+    Run { tally, stats, elapsed, nginx_connections, logged, error_log }
+}
+
+fn unexpected_of(tally: &Tally) -> u64 {
+    tally.unexpected.values().sum()
+}
+
+fn gateway_errors_of(tally: &Tally) -> u64 {
+    tally.statuses.get(&502).copied().unwrap_or(0) + tally.statuses.get(&504).copied().unwrap_or(0)
+}
+
+fn print_run(which: Which, run: &Run) {
+    let tally = &run.tally;
+    println!("seed scenario behind nginx with {}: {TASKS} tasks, one client", which.name());
+    println!("  requests                                {}", tally.requests);
+    println!("  verified bodies                         {}", tally.verified);
+    println!("    of which clone dropped mid-body       {}", tally.clone_drops);
+    println!("  half-read bodies dropped                {}", tally.half_read_drops);
+    println!("  cancelled by timeout before the head    {}", tally.timeouts);
+    println!("  cancelled by timeout in the body        {}", tally.body_timeouts);
+    println!("  answered after the deadline (starved)   {}", tally.late_answers);
+    println!("  lone pauses past nginx's idle timeout   {}", tally.pauses);
+    println!("  unexpected failures                     {} {:?}", unexpected_of(tally), tally.unexpected);
+    println!("  non-200 statuses                        {:?}", tally.statuses);
+    println!("  502/504 responses                       {}", gateway_errors_of(tally));
+    println!("  desyncs (wrong x-id)                    {}", tally.desyncs);
+    println!("  body/checksum mismatches                {}", tally.mismatches);
+    println!("  client connections (nginx's count)      {}", run.nginx_connections);
+    if let Some(stats) = &run.stats {
+        println!("  connections opened (pool_stats)         {}", stats.opened);
+        println!("  connections reused                      {}", stats.reused);
+        println!("  retries                                 {}", stats.retried);
+        println!("  discarded                               {}", stats.discarded);
+        println!("  leased at the end                       {}", stats.leased);
+    }
+    println!("  nginx access log statuses               {:?}", run.logged);
+    println!("  body bytes verified                     {:.1} MiB", tally.bytes as f64 / 1048576.0);
+    println!("  elapsed                                 {:.2} s", run.elapsed.as_secs_f64());
+}
+
+/// The checks both clients must pass.
+fn assert_clean(which: Which, run: &Run) {
+    let (tally, name, error_log) = (&run.tally, which.name(), &run.error_log);
+    let accounted = tally.verified
+        + tally.half_read_drops
+        + tally.timeouts
+        + tally.body_timeouts
+        + tally.late_answers
+        + unexpected_of(tally)
+        + tally.statuses.values().sum::<u64>()
+        + tally.desyncs
+        + tally.mismatches;
+    assert_eq!(tally.requests, REQUESTS as u64, "{name}");
+    assert_eq!(accounted, tally.requests, "{name}: every request has exactly one outcome");
+    assert_eq!(
+        unexpected_of(tally),
+        0,
+        "{name}: unexpected failures: {:?}\nnginx error.log:\n{error_log}",
+        tally.unexpected
+    );
+    assert_eq!(gateway_errors_of(tally), 0, "{name}: 502/504 from nginx\nnginx error.log:\n{error_log}");
+    assert!(tally.statuses.is_empty(), "{name}: non-200 statuses: {:?}", tally.statuses);
+    assert_eq!(tally.desyncs, 0, "{name}: desynchronised responses");
+    assert_eq!(tally.mismatches, 0, "{name}: body/checksum mismatches");
+    for status in [502, 504] {
+        assert!(
+            !run.logged.contains_key(&status),
+            "{name}: nginx logged {status}: {:?}\nerror.log:\n{error_log}",
+            run.logged
+        );
+    }
+}
+
 #[test]
 #[ignore = "needs nginx; run by .ci/run with --release -- --ignored"]
 fn seed_scenario_behind_nginx() {
@@ -432,44 +756,7 @@ fn seed_scenario_behind_nginx() {
     thread::sleep(Duration::from_millis(100));
     let fds_baseline = open_fds();
 
-    let upstream = upstream();
-    let conf = NGINX_HTTP.replace("{upstream}", &upstream.addr().to_string());
-    let mut nginx = nginx::Nginx::start(&nginx_bin, "seed", &conf);
-    let base = nginx.url("");
-
-    // The scenario runs under a watchdog; nginx stays owned by this thread,
-    // so it is stopped even if the watchdog fires.
-    let (tally, stats, elapsed) = with_deadline(Duration::from_secs(240), move || {
-        let client = Client::builder().max_connections_per_host(32).max_idle_per_host(32).build().unwrap();
-        let barrier = Arc::new(Barrier::new(TASKS));
-        let per_task = REQUESTS / TASKS;
-        let extra = REQUESTS % TASKS;
-        let start = Instant::now();
-        let ex = smol::Executor::new();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|t| {
-                let n = per_task + usize::from(t < extra);
-                ex.spawn(run_task(client.clone(), base.clone(), t, n, barrier.clone()))
-            })
-            .collect();
-        let tallies = smol::block_on(ex.run(async {
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await);
-            }
-            out
-        }));
-        let elapsed = start.elapsed();
-        let stats = client.pool_stats();
-        drop(client);
-        (tallies.into_iter().fold(Tally::default(), Tally::merge), stats, elapsed)
-    });
-
-    let access_log = nginx.access_log();
-    let error_log = nginx.error_log();
-    nginx.stop();
-    upstream.wait_closed_within(upstream.connections(), Duration::from_secs(10));
-    drop(upstream);
+    let smolreq = run_behind_nginx(&nginx_bin, Which::Smolreq);
     // Wait (bounded) for the last descriptors to be closed by their threads.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut fds_end = open_fds();
@@ -477,55 +764,26 @@ fn seed_scenario_behind_nginx() {
         thread::sleep(Duration::from_millis(50));
         fds_end = open_fds();
     }
-
-    let logged = logged_statuses(&access_log);
-    let unexpected: u64 = tally.unexpected.values().sum();
-    let gateway_errors =
-        tally.statuses.get(&502).copied().unwrap_or(0) + tally.statuses.get(&504).copied().unwrap_or(0);
-    println!("seed scenario behind nginx: {TASKS} tasks, one client");
-    println!("  requests                                {}", tally.requests);
-    println!("  verified bodies                         {}", tally.verified);
-    println!("    of which clone dropped mid-body       {}", tally.clone_drops);
-    println!("  half-read bodies dropped                {}", tally.half_read_drops);
-    println!("  cancelled by timeout before the head    {}", tally.timeouts);
-    println!("  cancelled by timeout in the body        {}", tally.body_timeouts);
-    println!("  answered after the deadline (starved)   {}", tally.late_answers);
-    println!("  lone pauses past nginx's idle timeout   {}", tally.pauses);
-    println!("  unexpected failures                     {unexpected} {:?}", tally.unexpected);
-    println!("  non-200 statuses                        {:?}", tally.statuses);
-    println!("  502/504 responses                       {gateway_errors}");
-    println!("  desyncs (wrong x-id)                    {}", tally.desyncs);
-    println!("  body/checksum mismatches                {}", tally.mismatches);
-    println!("  connections opened                      {}", stats.opened);
-    println!("  connections reused                      {}", stats.reused);
-    println!("  retries                                 {}", stats.retried);
-    println!("  discarded                               {}", stats.discarded);
-    println!("  leased at the end                       {}", stats.leased);
-    println!("  nginx access log statuses               {logged:?}");
+    print_run(Which::Smolreq, &smolreq);
     println!("  open fds: baseline {fds_baseline}, end {fds_end}");
-    println!("  body bytes verified                     {:.1} MiB", tally.bytes as f64 / 1048576.0);
-    println!("  elapsed                                 {:.2} s", elapsed.as_secs_f64());
 
-    let accounted = tally.verified
-        + tally.half_read_drops
-        + tally.timeouts
-        + tally.body_timeouts
-        + tally.late_answers
-        + unexpected
-        + tally.statuses.values().sum::<u64>()
-        + tally.desyncs
-        + tally.mismatches;
-    assert_eq!(tally.requests, REQUESTS as u64);
-    assert_eq!(accounted, tally.requests, "every request has exactly one outcome");
-    assert_eq!(unexpected, 0, "unexpected failures: {:?}\nnginx error.log:\n{error_log}", tally.unexpected);
-    assert_eq!(gateway_errors, 0, "502/504 from nginx\nnginx error.log:\n{error_log}");
-    assert!(tally.statuses.is_empty(), "non-200 statuses: {:?}", tally.statuses);
-    assert_eq!(tally.desyncs, 0, "desynchronised responses");
-    assert_eq!(tally.mismatches, 0, "body/checksum mismatches");
+    let reqwest = run_behind_nginx(&nginx_bin, Which::Reqwest);
+    print_run(Which::Reqwest, &reqwest);
+    println!(
+        "client connections, counted by nginx: smolreq {}, reqwest {}",
+        smolreq.nginx_connections, reqwest.nginx_connections
+    );
+
+    assert_clean(Which::Smolreq, &smolreq);
+    assert_clean(Which::Reqwest, &reqwest);
+    let stats = smolreq.stats.expect("smolreq has pool counters");
     assert_eq!(stats.leased, 0, "connections still leased at the end");
     assert!(stats.reused > stats.opened, "the pool reused connections: {stats:?}");
-    for status in [502, 504] {
-        assert!(!logged.contains_key(&status), "nginx logged {status}: {logged:?}\nerror.log:\n{error_log}");
-    }
     assert_eq!(fds_end, fds_baseline, "open file descriptors are back to the baseline");
+    assert!(
+        smolreq.nginx_connections <= reqwest.nginx_connections,
+        "smolreq opened more client connections than reqwest: {} > {}",
+        smolreq.nginx_connections,
+        reqwest.nginx_connections
+    );
 }

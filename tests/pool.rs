@@ -119,7 +119,7 @@ fn body_dropped_half_read_closes_connection() {
     guarded(|| {
         let body = pattern(64 * 1024);
         let server = body_server(body.clone());
-        let client = Client::new();
+        let client = Client::builder().max_drain_on_drop(0).build().unwrap(); // no drain on drop (tests/drain.rs)
         smol::block_on(async {
             let mut resp = client.get(server.url("/big")).send().await.unwrap();
             let mut buf = vec![0u8; 1000];
@@ -154,7 +154,7 @@ fn body_not_read_at_all_closes_connection() {
         // A small body: it is entirely in the client's buffer when dropped,
         // and the connection must still be closed, not salvaged.
         let server = path_server();
-        let client = Client::new();
+        let client = Client::builder().max_drain_on_drop(0).build().unwrap(); // no drain on drop (tests/drain.rs)
         smol::block_on(async {
             let resp = client.get(server.url("/unread")).send().await.unwrap();
             assert_eq!(client.pool_stats().leased, 1);
@@ -176,7 +176,7 @@ fn body_not_read_at_all_closes_connection() {
 fn unread_response_dropped_while_another_request_is_sent_never_desyncs() {
     guarded(|| {
         let server = path_server();
-        let client = Client::new();
+        let client = Client::builder().max_drain_on_drop(0).build().unwrap(); // no drain on drop (tests/drain.rs)
         smol::block_on(async {
             let first = client.get(server.url("/one")).send().await.unwrap();
             // Start the second request while the first still holds its
@@ -809,7 +809,7 @@ fn cancel_after_connection_granted_but_not_picked_up_returns_it() {
 fn cancel_after_slot_granted_but_not_picked_up_frees_it() {
     guarded(|| {
         let server = path_server();
-        let client = cap1();
+        let client = Client::builder().max_connections_per_host(1).max_drain_on_drop(0).build().unwrap();
         smol::block_on(async {
             let held = client.get(server.url("/held")).send().await.unwrap();
             let mut queued = Box::pin(client.get(server.url("/dropped")).send());

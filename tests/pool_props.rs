@@ -431,6 +431,7 @@ fn client(cap: usize, max_idle: usize, dialer: Arc<Dialer>) -> Client {
     Client::builder()
         .max_idle_per_host(max_idle)
         .max_connections_per_host(cap)
+        .max_drain_on_drop(0) // the model: a dropped response closes (tests/drain.rs)
         .redirect(false)
         .connector(move |_| {
             dialer.dials.fetch_add(1, Ordering::SeqCst);

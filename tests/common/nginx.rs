@@ -108,7 +108,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log {d}/access.log;
+    log_format conns '$connection $connection_requests $remote_addr [$time_local] \"$request\" $status $body_bytes_sent';
+    access_log {d}/access.log conns;
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -154,9 +155,21 @@ http {{
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// The access log so far.
+    /// The access log so far: one line per request, `$connection
+    /// $connection_requests $remote_addr [$time_local] "$request" $status
+    /// $body_bytes_sent`.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+    }
+
+    /// Client connections that carried at least one request, counted on
+    /// nginx's side: distinct connection serial numbers (`$connection`, the
+    /// first field of each access log line).
+    pub fn client_connections(&self) -> usize {
+        let log = self.access_log();
+        let serials: std::collections::HashSet<&str> =
+            log.lines().filter_map(|line| line.split_whitespace().next()).collect();
+        serials.len()
     }
 
     /// The error log so far.
