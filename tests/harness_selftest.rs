@@ -196,7 +196,13 @@ fn read_request_times_out() {
     let (none, took) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert!(none);
     assert!(took < Duration::from_secs(2), "{took:?}");
-    server.wait_closed(1);
+    // The harness ended the connection because of its read timeout: that is
+    // neither a close by the handler nor the peer's.
+    let CloseWait::TimedOut(counts) = server.closes_within(1, Duration::from_millis(300)) else {
+        panic!("a read timeout was counted as a close");
+    };
+    assert_eq!((counts.timed_out, counts.closed, counts.peer_closed), (1, 0, 0), "{counts}");
+    drop(c);
 }
 
 #[test]
@@ -350,15 +356,129 @@ fn drop_with_stuck_handler_is_bounded() {
 }
 
 #[test]
-fn open_fds_tracks_sockets() {
-    // Other tests run in parallel and open/close sockets too: use a large
-    // delta so the check cannot flake.
-    let before = open_fds();
-    let socks: Vec<_> = (0..64).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let during = open_fds();
-    assert!(during >= before + 32, "before {before}, during {during}");
+fn open_fd_list_tracks_exactly_these_sockets() {
+    // Other tests of this binary open and close descriptors meanwhile, so
+    // the check follows these descriptors (number and socket inode), not
+    // the process-wide count.
+    use std::os::fd::AsRawFd;
+    let socks: Vec<_> = (0..8).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let during = open_fd_list();
+    let ours: Vec<String> = socks
+        .iter()
+        .map(|s| {
+            let prefix = format!("{} -> socket:[", s.as_raw_fd());
+            during
+                .iter()
+                .find(|fd| fd.starts_with(&prefix))
+                .cloned()
+                .unwrap_or_else(|| panic!("{prefix} not in {during:?}"))
+        })
+        .collect();
+    assert_eq!(ours.len(), 8);
     drop(socks);
-    assert!(open_fds() + 32 <= during);
+    let after = open_fd_list();
+    let left: Vec<_> = ours.iter().filter(|fd| after.contains(fd)).collect();
+    assert!(left.is_empty(), "closed sockets still listed: {left:?}");
+    assert_eq!(open_fds(), open_fd_list().len());
+}
+
+#[test]
+fn sockets_connected_to_counts_only_sockets_to_that_peer() {
+    let server = echo_ok_server(b"x");
+    let other = echo_ok_server(b"y");
+    let _unrelated = connect(&other);
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| connect(&server)).collect();
+    server.wait_connections(3);
+    assert_eq!(sockets_connected_to(server.addr()), 3);
+    clients.pop();
+    assert_eq!(sockets_connected_to(server.addr()), 2);
+    drop(clients);
+    assert_eq!(sockets_connected_to(server.addr()), 0);
+    assert_eq!(sockets_connected_to(other.addr()), 1);
+}
+
+#[test]
+fn wait_peer_closed_sees_the_clients_fin() {
+    let server = echo_ok_server(b"x");
+    let c = connect(&server);
+    server.wait_connections(1);
+    assert!(matches!(server.peer_closes_within(1, Duration::from_millis(200)), CloseWait::TimedOut(_)), "still open");
+    drop(c);
+    server.wait_peer_closed(1);
+    assert_eq!(server.peer_closed(), 1);
+    server.wait_closed(1);
+    assert_eq!(server.timed_out(), 0);
+}
+
+#[test]
+fn wait_peer_closed_sees_the_clients_rst() {
+    let (tx, rx) = mpsc::channel();
+    let server = Server::start(move |conn| {
+        let closed = conn.wait_peer_close(Duration::from_secs(5));
+        tx.send((closed, conn.peer_close())).unwrap();
+    });
+    let c = connect(&server);
+    server.wait_connections(1);
+    socket2::SockRef::from(&c).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(c);
+    server.wait_peer_closed(1);
+    let (closed, how) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(closed);
+    assert_eq!(how, Some(PeerClose::Reset));
+}
+
+#[test]
+fn a_client_that_never_closes_fails_wait_peer_closed_and_wait_closed() {
+    // The handler gives up after 200 ms (as the 5 s default would, later):
+    // the harness then closes the socket, and that must not pass for the
+    // client's close.
+    let server = Server::start(|conn| {
+        conn.set_read_timeout(Some(Duration::from_millis(200)));
+        while conn.read_request().is_some() {}
+    });
+    let _open = connect(&server);
+    let started = Instant::now();
+    let CloseWait::TimedOut(counts) = server.peer_closes_within(1, Duration::from_millis(800)) else {
+        panic!("a harness read timeout passed for the peer's close");
+    };
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!((counts.peer_closed, counts.closed, counts.timed_out), (0, 0, 1), "{counts}");
+    assert!(matches!(server.closes_within(1, Duration::from_millis(100)), CloseWait::TimedOut(_)));
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.wait_peer_closed(1)));
+    let message = panic.expect_err("wait_peer_closed must panic");
+    let message = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("the client did not close"), "{message}");
+    assert!(message.contains("ended by a harness read timeout (the peer never closed) = 1"), "{message}");
+}
+
+#[test]
+fn a_close_by_the_handler_is_not_the_peers_close() {
+    let server = Server::start(|conn| {
+        conn.read_request();
+        conn.respond(200, &[], b"bye");
+        conn.close();
+    });
+    let mut c = connect(&server);
+    c.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert!(read_to_eof(&mut c).unwrap().ends_with(b"bye"));
+    server.wait_closed(1);
+    assert!(matches!(server.peer_closes_within(1, Duration::from_millis(200)), CloseWait::TimedOut(_)));
+    drop(c);
+}
+
+#[test]
+fn server_drop_is_not_the_peers_close() {
+    let (tx, rx) = mpsc::channel();
+    let server = Server::start(move |conn| {
+        let closed = conn.wait_peer_close(Duration::from_secs(5));
+        tx.send((closed, conn.peer_close())).unwrap();
+    });
+    let _c = connect(&server);
+    server.wait_connections(1);
+    drop(server);
+    let (closed, how) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(!closed, "the server's own shutdown was taken for the peer's close");
+    assert_eq!(how, None);
 }
 
 #[test]

@@ -33,7 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Conn, Server, echo_ok_server, open_fds, with_deadline};
+use common::{
+    Conn, Server, echo_ok_server, fd_diff, fd_lock, open_fd_list, settle_fds, sockets_connected_to, with_deadline,
+};
 use seed::{Framing, ItemQuery, Rng, body_for, body_is_exact, item_head, item_wire_body};
 use smolreq::{Client, ErrorKind, Method};
 
@@ -304,16 +306,19 @@ fn judge(p: &Plan, seen: &Seen, attempts: &[Applied]) -> Result<&'static str, St
 }
 
 fn soak(requests: usize, seed: u64) {
+    // Descriptor counts are process-wide: the soaks of this binary run one
+    // at a time, or each would count the other's sockets.
+    let _fds = fd_lock();
     // Warm the reactor up before taking the descriptor baseline.
     {
         let server = echo_ok_server(b"warm");
         let client = Client::new();
         smol::block_on(async { client.get(server.url("/")).send().await?.bytes().await }).unwrap();
         drop(client);
-        server.wait_closed(1);
+        server.wait_peer_closed(1);
     }
     thread::sleep(Duration::from_millis(100));
-    let fds_baseline = open_fds();
+    let fds_baseline = open_fd_list();
 
     let journal = Arc::new(Journal::default());
     let server = fault_server(journal.clone(), seed);
@@ -348,6 +353,7 @@ fn soak(requests: usize, seed: u64) {
     let elapsed = start.elapsed();
     let stats = client.pool_stats();
     drop(client);
+    let client_sockets_left = sockets_connected_to(server.addr());
 
     let by_id = journal.by_id.lock().unwrap().clone();
     let mut outcomes: BTreeMap<&str, u64> = BTreeMap::new();
@@ -373,12 +379,7 @@ fn soak(requests: usize, seed: u64) {
     let panics = server.handler_panics();
     let connections = server.connections();
     drop(server);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut fds_end = open_fds();
-    while fds_end != fds_baseline && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-        fds_end = open_fds();
-    }
+    let fds_end = settle_fds(&fds_baseline, Duration::from_secs(5));
 
     println!("fault soak: {requests} requests, {TASKS} tasks, one client, seed {seed:#x}");
     println!("  server connections: {connections}; faults drawn per connection:");
@@ -398,7 +399,8 @@ fn soak(requests: usize, seed: u64) {
         "  pool: opened {} reused {} retried {} discarded {} idle {} leased {}",
         stats.opened, stats.reused, stats.retried, stats.discarded, stats.idle, stats.leased
     );
-    println!("  open fds: baseline {fds_baseline}, end {fds_end}");
+    println!("  open fds: baseline {}, end {}", fds_baseline.len(), fds_end.len());
+    println!("  client sockets to the server left after the client was dropped: {client_sockets_left}");
     println!("  elapsed {:.2} s", elapsed.as_secs_f64());
 
     assert_eq!(seen.len(), requests);
@@ -410,7 +412,13 @@ fn soak(requests: usize, seed: u64) {
     assert!(panics.is_empty(), "server handler panics: {panics:?}");
     assert_eq!(stats.leased, 0, "connections still leased at the end");
     assert!(outcomes.get("ok: stale connection, retried").copied().unwrap_or(0) > 0, "the soak exercised no retry");
-    assert_eq!(fds_end, fds_baseline, "open file descriptors are back to the baseline");
+    assert_eq!(client_sockets_left, 0, "client sockets to the server left open after the client was dropped");
+    assert_eq!(
+        fds_end.len(),
+        fds_baseline.len(),
+        "open file descriptors are back to the baseline; {}",
+        fd_diff(&fds_baseline, &fds_end)
+    );
 }
 
 #[test]

@@ -9,6 +9,16 @@
 //!   bytes, drips bytes, closes with FIN or resets with RST.
 //! * Every blocking operation is bounded (default read timeout 5 s), so a
 //!   broken client never hangs a test.
+//! * The harness tells the client's close from its own: a read that returns
+//!   0 (FIN) or fails with `ECONNRESET` (RST) is recorded as the *peer's*
+//!   close ([`Server::peer_closed`], [`Server::wait_peer_closed`]); a
+//!   connection the harness ends only because a read timed out is counted
+//!   apart ([`Server::timed_out`]) and never as closed, so a leaked socket
+//!   cannot pass a close check by waiting for the harness timeout.
+//! * Descriptor counts ([`open_fds`]) are process-wide: every test that
+//!   compares them holds [`fd_lock`], and every other test in the same
+//!   binary must hold it too (or count only its own sockets with
+//!   [`sockets_connected_to`]).
 //! * Dropping the [`Server`] stops accepting, shuts down every live
 //!   connection (which wakes handlers blocked in a read) and waits a short,
 //!   bounded time for handler threads to finish. It never panics; handler
@@ -30,8 +40,13 @@ use std::time::{Duration, Instant};
 
 /// Default read timeout of every accepted connection.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bound used by the `wait_*` helpers of [`Server`].
+/// Bound used by the `wait_*` helpers of [`Server`] that wait for
+/// connections or requests.
 pub const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound of [`Server::wait_closed`] and [`Server::wait_peer_closed`]: far
+/// below [`DEFAULT_READ_TIMEOUT`], and a close on loopback is seen in
+/// microseconds. (A harness read timeout never counts as a close anyway.)
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long `Server::drop` waits for handler threads before detaching them.
 const DROP_GRACE: Duration = Duration::from_secs(1);
 /// Largest request head the harness accepts.
@@ -54,8 +69,15 @@ struct State {
     per_conn: Vec<usize>,
     requests: usize,
     received: Vec<Request>,
-    /// Connections closed (Conn::close / Conn::reset / Conn dropped).
+    /// Connections closed by the handler (`Conn::close`, `Conn::reset`, the
+    /// handler returning) or after the peer closed; not those ended by a
+    /// read timeout.
     closed: usize,
+    /// Connections on which the peer's FIN or RST was observed.
+    peer_closed: usize,
+    /// Connections the harness closed only because a read (or a
+    /// `wait_peer_close`) timed out: the peer never closed.
+    timed_out: usize,
     /// Handler threads still running.
     running: usize,
     /// Clones of live sockets, used to shut them down when the server drops.
@@ -149,32 +171,81 @@ impl Server {
         self.shared.lock().received.clone()
     }
 
-    /// Connections closed so far (handler finished, or `Conn::close` /
-    /// `Conn::reset` called).
+    /// Connections closed so far: by the handler (`Conn::close`,
+    /// `Conn::reset`, or the handler returning) or after the peer closed.
+    /// A connection the harness ended only because a read timed out is not
+    /// counted (see [`Server::timed_out`]).
     pub fn closed(&self) -> usize {
         self.shared.lock().closed
     }
 
-    /// Blocks until at least `n` connections have been closed (handler
-    /// finished or `close`/`reset` called). Panics after [`WAIT_TIMEOUT`].
+    /// Connections on which the peer's (the client's) FIN or RST was
+    /// observed: a read returned 0 or failed with `ECONNRESET`, or a write
+    /// failed with `EPIPE` / `ECONNRESET`. Only a handler that is reading
+    /// (`read_request`, `wait_peer_close`) can observe it.
+    pub fn peer_closed(&self) -> usize {
+        self.shared.lock().peer_closed
+    }
+
+    /// Connections the harness closed only because a read (or
+    /// `wait_peer_close`) timed out and the handler then returned: the peer
+    /// never closed them.
+    pub fn timed_out(&self) -> usize {
+        self.shared.lock().timed_out
+    }
+
+    /// Blocks until at least `n` connections have been closed (see
+    /// [`Server::closed`]; a harness read timeout does not count). Panics
+    /// after [`CLOSE_TIMEOUT`], naming how many ended by a read timeout.
     pub fn wait_closed(&self, n: usize) {
-        self.wait_closed_within(n, WAIT_TIMEOUT);
+        self.wait_closed_within(n, CLOSE_TIMEOUT);
     }
 
     /// As [`Server::wait_closed`], with an explicit bound.
     pub fn wait_closed_within(&self, n: usize, timeout: Duration) {
-        if !self.shared.wait_until(timeout, |st| st.closed >= n) {
-            let st = self.shared.lock();
+        if let CloseWait::TimedOut(counts) = self.closes_within(n, timeout) {
+            panic!("test server: timed out after {timeout:?} waiting for {n} closed connection(s); {counts}");
+        }
+    }
+
+    /// Waits (at most `timeout`) until at least `n` connections are
+    /// closed (see [`Server::closed`]); never panics.
+    pub fn closes_within(&self, n: usize, timeout: Duration) -> CloseWait {
+        self.wait_close(timeout, |st| st.closed >= n)
+    }
+
+    /// Blocks until the peer's FIN or RST has been observed on at least `n`
+    /// connections (see [`Server::peer_closed`]). Panics after
+    /// [`CLOSE_TIMEOUT`]: the client did not close. This is the check for
+    /// "the client closes its socket"; a close by the handler or the
+    /// harness never satisfies it.
+    pub fn wait_peer_closed(&self, n: usize) {
+        if let CloseWait::TimedOut(counts) = self.peer_closes_within(n, CLOSE_TIMEOUT) {
             panic!(
-                "test server: timed out after {:?} waiting for {} closed connection(s); \
-                 closed = {}, accepted = {}, requests = {}",
-                timeout,
-                n,
-                st.closed,
-                st.per_conn.len(),
-                st.requests
+                "test server: the client did not close: timed out after {CLOSE_TIMEOUT:?} waiting for the \
+                 peer's FIN/RST on {n} connection(s); {counts}"
             );
         }
+    }
+
+    /// Waits (at most `timeout`) until the peer's FIN or RST has been
+    /// observed on at least `n` connections; never panics.
+    pub fn peer_closes_within(&self, n: usize, timeout: Duration) -> CloseWait {
+        self.wait_close(timeout, |st| st.peer_closed >= n)
+    }
+
+    fn wait_close(&self, timeout: Duration, pred: impl Fn(&State) -> bool) -> CloseWait {
+        if self.shared.wait_until(timeout, pred) {
+            return CloseWait::Closed;
+        }
+        let st = self.shared.lock();
+        CloseWait::TimedOut(CloseCounts {
+            accepted: st.per_conn.len(),
+            requests: st.requests,
+            peer_closed: st.peer_closed,
+            closed: st.closed,
+            timed_out: st.timed_out,
+        })
     }
 
     /// Blocks until at least `n` connections have been accepted. Panics after
@@ -212,6 +283,39 @@ impl Server {
     pub fn assert_no_handler_panics(&self) {
         let panics = self.handler_panics();
         assert!(panics.is_empty(), "test server handler panicked: {panics:?}");
+    }
+}
+
+/// Outcome of a bounded wait for closed connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseWait {
+    /// The awaited closes were observed within the bound.
+    Closed,
+    /// The bound passed first; the counts at that moment.
+    TimedOut(CloseCounts),
+}
+
+/// The server's connection counts, as reported by a [`CloseWait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseCounts {
+    pub accepted: usize,
+    pub requests: usize,
+    /// Connections on which the peer's FIN or RST was observed.
+    pub peer_closed: usize,
+    /// Connections closed by the handler or after the peer closed.
+    pub closed: usize,
+    /// Connections ended only by a harness read timeout.
+    pub timed_out: usize,
+}
+
+impl std::fmt::Display for CloseCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "accepted = {}, requests = {}, peer FIN/RST seen on {}, closed = {}, \
+             ended by a harness read timeout (the peer never closed) = {}",
+            self.accepted, self.requests, self.peer_closed, self.closed, self.timed_out
+        )
     }
 }
 
@@ -276,6 +380,8 @@ where
             shared: shared.clone(),
             read_timeout: Some(DEFAULT_READ_TIMEOUT),
             last_error: None,
+            peer_close: None,
+            read_timed_out: false,
         };
         let h = handler.clone();
         let sh = shared.clone();
@@ -390,6 +496,21 @@ pub struct Conn {
     shared: Arc<Shared>,
     read_timeout: Option<Duration>,
     last_error: Option<String>,
+    /// How the peer closed, once a read (or write) has shown it.
+    peer_close: Option<PeerClose>,
+    /// The last read timed out and nothing arrived since: if the handler
+    /// now returns, the harness (not the peer) ends the connection.
+    read_timed_out: bool,
+}
+
+/// How the peer closed a connection, as the harness observed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerClose {
+    /// A read returned 0: the peer sent FIN.
+    Fin,
+    /// A read failed with `ECONNRESET` (or a write with `EPIPE` /
+    /// `ECONNRESET`): the peer reset, or is gone.
+    Reset,
 }
 
 enum CloseMode {
@@ -428,6 +549,37 @@ impl Conn {
         self.last_error.as_deref()
     }
 
+    /// How the peer closed, if a read or write has shown it yet.
+    pub fn peer_close(&self) -> Option<PeerClose> {
+        self.peer_close
+    }
+
+    /// Records the peer's close (once per connection; not while the server
+    /// is being dropped, whose own shutdown also makes reads return 0).
+    fn note_peer_close(&mut self, how: PeerClose) {
+        self.read_timed_out = false;
+        if self.peer_close.is_some() || self.server_stopping() {
+            return;
+        }
+        self.peer_close = Some(how);
+        self.shared.lock().peer_closed += 1;
+        self.shared.cond.notify_all();
+    }
+
+    /// Classifies a read error: a reset is the peer's close, a timeout is
+    /// remembered. Returns whether it was a timeout.
+    fn note_read_error(&mut self, e: &io::Error) -> bool {
+        if is_timeout(e) {
+            self.read_timed_out = true;
+            true
+        } else {
+            if is_peer_gone(e) {
+                self.note_peer_close(PeerClose::Reset);
+            }
+            false
+        }
+    }
+
     /// Bytes read from the socket and not yet consumed by `read_request`.
     pub fn buffered(&self) -> &[u8] {
         &self.buf
@@ -443,9 +595,11 @@ impl Conn {
 
     /// Writes all bytes; errors are ignored (the peer may have gone).
     pub fn write(&mut self, bytes: &[u8]) {
-        if let Some(s) = &mut self.stream {
-            let _ = s.write_all(bytes);
-            let _ = s.flush();
+        let Some(s) = &mut self.stream else { return };
+        if let Err(e) = s.write_all(bytes).and_then(|()| s.flush())
+            && is_peer_gone(&e)
+        {
+            self.note_peer_close(PeerClose::Reset);
         }
     }
 
@@ -454,7 +608,10 @@ impl Conn {
     pub fn write_slowly(&mut self, bytes: &[u8], per_byte: Duration) {
         let Some(s) = &mut self.stream else { return };
         for b in bytes {
-            if s.write_all(std::slice::from_ref(b)).is_err() || s.flush().is_err() {
+            if let Err(e) = s.write_all(std::slice::from_ref(b)).and_then(|()| s.flush()) {
+                if is_peer_gone(&e) {
+                    self.note_peer_close(PeerClose::Reset);
+                }
                 return;
             }
             thread::sleep(per_byte);
@@ -495,32 +652,43 @@ impl Conn {
         }
     }
 
-    /// Waits until the peer closes (read returns 0 or an error), at most
-    /// `timeout`. Bytes received meanwhile are kept in the read buffer.
-    /// Returns `true` if the peer closed (also when this side is already
-    /// closed or the server is being dropped).
+    /// Waits until the peer closes (a read returns 0, or fails with
+    /// `ECONNRESET`), at most `timeout`. Bytes received meanwhile are kept
+    /// in the read buffer. Returns `true` only if the peer's close was
+    /// observed (now or earlier); `false` if the time ran out, this side is
+    /// already closed without having seen it, or the server is being
+    /// dropped (its shutdown is not the peer's close).
     pub fn wait_peer_close(&mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let Some(s) = &mut self.stream else {
+        if self.peer_close.is_some() {
             return true;
+        }
+        let Some(s) = &mut self.stream else {
+            return false;
         };
         let mut tmp = [0u8; 8192];
-        let closed = loop {
+        let outcome = loop {
             let now = Instant::now();
             if now >= deadline {
-                break false;
+                break Err(io::Error::from(io::ErrorKind::TimedOut));
             }
             let _ = s.set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))));
             match s.read(&mut tmp) {
-                Ok(0) => break true,
+                Ok(0) => break Ok(()),
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
                 Err(e) if is_timeout(&e) => continue,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break true,
+                Err(e) => break Err(e),
             }
         };
         let _ = s.set_read_timeout(self.read_timeout);
-        closed
+        match outcome {
+            Ok(()) => self.note_peer_close(PeerClose::Fin),
+            Err(e) => {
+                self.note_read_error(&e);
+            }
+        }
+        self.peer_close.is_some()
     }
 
     /// Graceful close: FIN (`shutdown(Write)`), then the socket is dropped.
@@ -552,11 +720,26 @@ impl Conn {
                 }
                 // Unread bytes at close() make the kernel send RST instead
                 // of FIN: discard whatever is already readable.
-                drain_nonblocking(&stream);
+                match drain_nonblocking(&stream) {
+                    Some(PeerClose::Fin) if matches!(mode, CloseMode::Graceful) => {
+                        self.note_peer_close(PeerClose::Fin);
+                    }
+                    Some(PeerClose::Reset) => self.note_peer_close(PeerClose::Reset),
+                    _ => {}
+                }
             }
         }
         drop(stream);
-        self.shared.lock().closed += 1;
+        // A handler that returns after a read timed out leaves the close to
+        // the harness: that is not a close anybody asked for.
+        let by_timeout = matches!(mode, CloseMode::Graceful) && self.read_timed_out && self.peer_close.is_none();
+        let mut st = self.shared.lock();
+        if by_timeout && !self.server_stopping() {
+            st.timed_out += 1;
+        } else {
+            st.closed += 1;
+        }
+        drop(st);
         self.shared.cond.notify_all();
     }
 
@@ -570,13 +753,20 @@ impl Conn {
         let mut tmp = [0u8; 8192];
         loop {
             match s.read(&mut tmp) {
+                Ok(0) => {
+                    self.note_peer_close(PeerClose::Fin);
+                    return Ok(0);
+                }
                 Ok(n) => {
                     self.buf.extend_from_slice(&tmp[..n]);
+                    self.read_timed_out = false;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => return Err(format!("read timeout: {e}")),
-                Err(e) => return Err(format!("read error: {e}")),
+                Err(e) => {
+                    let what = if self.note_read_error(&e) { "read timeout" } else { "read error" };
+                    return Err(format!("{what}: {e}"));
+                }
             }
         }
     }
@@ -705,21 +895,31 @@ fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
-fn drain_nonblocking(stream: &TcpStream) {
+/// Whether an I/O error means the peer's socket is gone (RST received, or
+/// writing after its close).
+fn is_peer_gone(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe)
+}
+
+/// Discards readable bytes without blocking; returns the peer's close if
+/// the reads showed one.
+fn drain_nonblocking(stream: &TcpStream) -> Option<PeerClose> {
     if stream.set_nonblocking(true).is_err() {
-        return;
+        return None;
     }
     let mut tmp = [0u8; 8192];
     let mut r: &TcpStream = stream;
     // Bounded: at most 1 MiB is discarded.
     for _ in 0..128 {
         match r.read(&mut tmp) {
-            Ok(0) => break,
+            Ok(0) => return Some(PeerClose::Fin),
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
+            Err(e) if is_peer_gone(&e) => return Some(PeerClose::Reset),
+            Err(_) => return None,
         }
     }
+    None
 }
 
 /// End of the head (index just past the empty line), searching from `from`.
@@ -918,9 +1118,114 @@ pub fn example_bin(name: &str) -> PathBuf {
 }
 
 /// Number of open file descriptors of this process.
+///
+/// Process-wide: tests running in parallel in the same binary open and
+/// close descriptors too, so a test that compares two counts must hold
+/// [`fd_lock`] from its baseline to its last count, and so must every other
+/// test of its binary.
 pub fn open_fds() -> usize {
+    open_fd_list().len()
+}
+
+/// The open descriptors of this process, each as `"N -> target"` (the
+/// target as `/proc/self/fd/N` names it, e.g. `socket:[123]` or
+/// `anon_inode:[eventpoll]`), sorted by number: for leak messages.
+pub fn open_fd_list() -> Vec<String> {
     let dir = if std::path::Path::new("/proc/self/fd").exists() { "/proc/self/fd" } else { "/dev/fd" };
-    let n = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("open_fds: cannot read {dir}: {e}")).count();
-    // Minus the descriptor read_dir itself holds open.
-    n.saturating_sub(1)
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("open_fds: cannot read {dir}: {e}"));
+    let mut fds: Vec<(u64, String)> = entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let n: u64 = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?.display().to_string();
+            // Skip the descriptor of this listing itself (`/proc/PID/fd`).
+            let listing = target.starts_with("/proc/") && target.ends_with("/fd") || target == "/dev/fd";
+            (!listing).then_some((n, target))
+        })
+        .collect();
+    fds.sort();
+    fds.into_iter().map(|(n, t)| format!("{n} -> {t}")).collect()
+}
+
+/// Descriptors in `now` that are not in `baseline` (both from
+/// [`open_fd_list`]), and those that went away.
+pub fn fd_diff(baseline: &[String], now: &[String]) -> String {
+    let new: Vec<_> = now.iter().filter(|fd| !baseline.contains(fd)).collect();
+    let gone: Vec<_> = baseline.iter().filter(|fd| !now.contains(fd)).collect();
+    format!("new: {new:?}; gone: {gone:?}")
+}
+
+/// The process-wide lock of descriptor counts. A test that compares
+/// [`open_fds`] counts holds it from the baseline to the last count, and so
+/// does every other test in the same binary that opens descriptors, so no
+/// two of them count each other's sockets. Poisoning is ignored (a failed
+/// test must not fail the others).
+pub fn fd_lock() -> MutexGuard<'static, ()> {
+    static FD_LOCK: Mutex<()> = Mutex::new(());
+    FD_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Polls [`open_fd_list`] (every 20 ms, at most `within`) until it has as
+/// many entries as `baseline`; returns the last list. Descriptors are
+/// closed by threads that may still be finishing (server handlers, the
+/// reactor), so an exact comparison needs a short, bounded wait.
+pub fn settle_fds(baseline: &[String], within: Duration) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = open_fd_list();
+        if now.len() == baseline.len() || Instant::now() >= deadline {
+            return now;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// TCP sockets of this process whose remote end is `peer` (for example
+/// the client's connections to a test [`Server`]): counts only this test's
+/// sockets, whatever other tests run in parallel. Linux only (it reads
+/// `/proc/self/fd` and `/proc/net/tcp{,6}`); a socket in `TIME_WAIT` has no
+/// descriptor and is not counted.
+pub fn sockets_connected_to(peer: SocketAddr) -> usize {
+    let mut inodes = HashSet::new();
+    let entries = std::fs::read_dir("/proc/self/fd")
+        .unwrap_or_else(|e| panic!("sockets_connected_to: cannot read /proc/self/fd: {e}"));
+    for entry in entries.flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path())
+            && let Some(inode) = target.to_str().and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
+        {
+            inodes.insert(inode.to_string());
+        }
+    }
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(remote), Some(inode)) = (fields.get(2), fields.get(9)) else { continue };
+            if inodes.contains(*inode) && parse_proc_addr(remote) == Some(peer) {
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
+/// Parses an address of `/proc/net/tcp{,6}`: hex IP (32-bit words in host
+/// byte order) `:` hex port.
+fn parse_proc_addr(text: &str) -> Option<SocketAddr> {
+    let (ip, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> =
+        (0..ip.len() / 8).map(|i| u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()).collect::<Option<_>>()?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let ip = match bytes.len() {
+        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+        16 => {
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+            // An IPv4 peer of a dual-stack socket.
+            v6.to_ipv4_mapped().map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
