@@ -3,9 +3,10 @@
 //! A `Conn` performs one exchange at a time: the caller writes a request
 //! with [`Conn::send`] (which watches for a response that arrives before
 //! the request is written), reads the response head with
-//! [`Conn::read_head`], then drains the body with [`Conn::poll_body`]. Bytes are only ever taken from the buffer by
-//! the framing of the current response, so bytes a server sends after a
-//! response can never be mistaken for the next one.
+//! [`Conn::read_head`], then drains the body with [`Conn::poll_body`].
+//! Bytes are only ever taken from the buffer by the framing of the current
+//! response, so bytes a server sends after a response can never be
+//! mistaken for the next one.
 
 use std::io;
 use std::pin::Pin;
@@ -13,7 +14,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use async_io::Timer;
-
 use bytes::{Buf, BytesMut};
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::future::{poll_fn, poll_once};
