@@ -653,13 +653,11 @@ impl World {
         }
     }
 
-    /// Drops a response that may not have been read to its end.
+    /// Drops a response that may not have been read to its end. Its
+    /// connection is not marked abandoned: the drop may finish the body
+    /// from bytes already there (the drain on drop) and pool it, which
+    /// `Server::on_request` still checks (every byte read, reuse allowed).
     fn drop_live(&mut self, mut live: Live) {
-        if live.holds
-            && let Some(conn) = live.conn
-        {
-            lock(&self.server).abandoned.push(conn);
-        }
         let holds = live.holds;
         live.holds = false;
         drop(live);
