@@ -4,8 +4,10 @@
 //! The pool lends each request a *lease* on a connection. The response body
 //! owns that lease, and the only way a connection goes back to the pool is
 //! the body reader reaching the clean end of a reusable exchange. A body
-//! dropped half-read, an error, a timeout or a cancelled future closes the
-//! socket instead. So a half-read body can never be parsed as the next
+//! dropped before its end keeps its connection only when the rest has
+//! already arrived (read without waiting, up to
+//! [`ClientBuilder::max_drain_on_drop`]); otherwise, and after an error, a
+//! timeout or a cancelled future, the socket is closed. So a half-read body can never be parsed as the next
 //! response, and dropping the [`Client`] never breaks a response in flight.
 //!
 //! No task is spawned and no runtime is needed: every byte moves inside the
