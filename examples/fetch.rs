@@ -1,7 +1,8 @@
 //! A curl-like command line over smolreq.
 //!
 //! ```text
-//! fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT]
+//! fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS]
+//!       [--expect100-timeout SECS] [-n COUNT]
 //!       [-k] [--cacert FILE] URL
 //! ```
 //!
@@ -11,7 +12,9 @@
 //! line, before each body. `-d` without `-X` sends a POST. Redirects are
 //! followed. `-k` accepts any server certificate (like curl's
 //! `--insecure`); `--cacert FILE` also trusts the PEM certificates in FILE.
-//! Both need the `native-tls` feature. Exit status 0 if and only if every
+//! Both need the `native-tls` feature. `--expect100-timeout SECS` (curl's
+//! flag): with `-H 'Expect: 100-continue'`, how long to wait for
+//! `100 Continue` before sending the body anyway (default 1 s). Exit status 0 if and only if every
 //! request got a complete response (whatever its status); otherwise a
 //! one-line error on stderr.
 
@@ -28,13 +31,15 @@ struct Args {
     data: Option<String>,
     include: bool,
     timeout: Option<Duration>,
+    expect100_timeout: Option<Duration>,
     count: u64,
     insecure: bool,
     cacert: Option<String>,
     url: String,
 }
 
-const USAGE: &str = "usage: fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] [-n COUNT] \
+const USAGE: &str = "usage: fetch [-X METHOD] [-H 'Name: value']... [-d BODY] [-i] [--timeout SECS] \
+                     [--expect100-timeout SECS] [-n COUNT] \
                      [-k] [--cacert FILE] URL";
 
 fn parse_args() -> Result<Args, String> {
@@ -45,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         data: None,
         include: false,
         timeout: None,
+        expect100_timeout: None,
         count: 1,
         insecure: false,
         cacert: None,
@@ -62,11 +68,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "-d" | "--data" => parsed.data = Some(value("-d")?),
             "-i" | "--include" => parsed.include = true,
-            "--timeout" => {
-                let secs = value("--timeout")?;
-                let secs: f64 = secs.parse().map_err(|_| format!("--timeout {secs:?} is not a number of seconds"))?;
-                parsed.timeout =
-                    Some(Duration::try_from_secs_f64(secs).map_err(|_| format!("--timeout {secs} is out of range"))?);
+            "--timeout" => parsed.timeout = Some(seconds("--timeout", &value("--timeout")?)?),
+            // curl's meaning: how long a request with `Expect: 100-continue`
+            // waits for `100 Continue` before sending its body anyway.
+            "--expect100-timeout" => {
+                parsed.expect100_timeout = Some(seconds("--expect100-timeout", &value("--expect100-timeout")?)?);
             }
             "-n" => {
                 let count = value("-n")?;
@@ -82,6 +88,20 @@ fn parse_args() -> Result<Args, String> {
     }
     parsed.url = url.ok_or_else(|| USAGE.to_owned())?;
     Ok(parsed)
+}
+
+/// A number of seconds, as curl takes them (fractions allowed).
+fn seconds(flag: &str, text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{flag} {text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{flag} {secs} is out of range"))
+}
+
+/// The settings every client gets, with or without TLS.
+fn common_settings(mut builder: smolreq::ClientBuilder, args: &Args) -> smolreq::ClientBuilder {
+    if let Some(wait) = args.expect100_timeout {
+        builder = builder.expect_continue_timeout(wait);
+    }
+    builder
 }
 
 /// Sends one request and streams its response to `out`.
@@ -115,7 +135,7 @@ async fn fetch_once(client: &Client, args: &Args, method: &Method, out: &mut imp
 /// The client for the TLS options given.
 #[cfg(feature = "native-tls")]
 fn build_client(args: &Args) -> Result<Client, String> {
-    let mut builder = Client::builder().danger_accept_invalid_certs(args.insecure);
+    let mut builder = common_settings(Client::builder(), args).danger_accept_invalid_certs(args.insecure);
     if let Some(file) = &args.cacert {
         let pem = std::fs::read(file).map_err(|e| format!("--cacert {file}: {e}"))?;
         for cert in smolreq::Certificate::from_pem_bundle(&pem).map_err(|e| format!("--cacert {file}: {e}"))? {
@@ -131,7 +151,7 @@ fn build_client(args: &Args) -> Result<Client, String> {
     if args.insecure || args.cacert.is_some() {
         return Err("-k and --cacert need the `native-tls` feature".to_owned());
     }
-    Ok(Client::new())
+    common_settings(Client::builder(), args).build().map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -531,3 +531,48 @@ fn include_keeps_every_field_and_repeated_values_in_order() {
     assert!(fields.contains(&("x-mid".into(), "m".into())));
     assert!(fields.contains(&("content-length".into(), "2".into())));
 }
+
+/// A server that never sends `100 Continue`: it reads the request head,
+/// then reports how long the body took to start arriving.
+fn silent_expect_server() -> (Server, std::sync::mpsc::Receiver<Duration>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = Server::start(move |conn| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if conn.stream().read(&mut byte).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push(byte[0]);
+        }
+        let start = Instant::now();
+        if conn.stream().read(&mut byte).unwrap_or(0) == 1 {
+            let _ = tx.lock().unwrap().send(start.elapsed());
+        }
+        let mut rest = [0u8; 4];
+        let _ = conn.stream().read_exact(&mut rest);
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    });
+    (server, rx)
+}
+
+#[test]
+fn expect100_timeout_sets_how_long_the_body_waits_for_100_continue() {
+    let (server, waited) = silent_expect_server();
+    let url = server.url("/");
+    let run = fetch(&["-H", "Expect: 100-continue", "-d", "hello", "--expect100-timeout", "0.2", &url]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(run.stdout, b"ok");
+    let waited = waited.recv_timeout(Duration::from_secs(5)).expect("the body arrived");
+    // The body waits for the flag's 0.2 s, not the default 1 s.
+    assert!(waited >= Duration::from_millis(150), "body sent after {waited:?}, before the wait");
+    assert!(waited < Duration::from_millis(900), "body sent after {waited:?}: the flag was ignored");
+}
+
+#[test]
+fn expect100_timeout_needs_a_number() {
+    let run = fetch(&["--expect100-timeout", "soon", "http://127.0.0.1:9/"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(run.stderr.contains("--expect100-timeout"), "{}", run.stderr);
+}
