@@ -183,9 +183,9 @@ impl Client {
             }
             let next = location
                 .to_str()
-                .ok()
+                .map_err(|_| redirect::INVALID)
                 .and_then(|loc| redirect::resolve(&url, loc))
-                .ok_or_else(|| Error::new(ErrorKind::Redirect, "invalid Location in redirect").with_url(&url))?;
+                .map_err(|why| Error::new(ErrorKind::Redirect, why).with_url(&url))?;
             if is_https(&url) && !is_https(&next) && !config.allow_https_downgrade {
                 return Err(Error::new(
                     ErrorKind::Redirect,

@@ -3,28 +3,42 @@
 
 use http::Uri;
 
+/// Why a `Location` cannot be followed: it is not a URL reference.
+pub(crate) const INVALID: &str = "invalid Location in redirect";
+/// Why a `Location` cannot be followed: its scheme is not http(s).
+pub(crate) const UNSUPPORTED_SCHEME: &str = "redirect to a scheme other than http:// or https:// cannot be followed";
+
 /// Resolves `location` against `base`. The fragment is dropped (it is
-/// never sent). Returns `None` when the result is not a valid http(s) URL.
-pub(crate) fn resolve(base: &Uri, location: &str) -> Option<Uri> {
+/// never sent). Fails with [`INVALID`] or [`UNSUPPORTED_SCHEME`] when the
+/// result is not an http(s) URL to fetch.
+pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, &'static str> {
     let location = location.trim();
     if location.is_empty() || location.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return None;
+        return Err(INVALID);
     }
+    let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) else {
+        return Err(INVALID);
+    };
     let base = Reference {
-        scheme: Some(base.scheme_str()?),
-        authority: Some(base.authority()?.as_str()),
+        scheme: Some(scheme),
+        authority: Some(authority.as_str()),
         path: base.path(),
         query: base.query(),
         fragment: None,
     };
     let mut target = resolve_reference(&base, &Reference::parse(location));
     let http = target.scheme.is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
-    if !http || target.authority.is_none_or(str::is_empty) {
-        return None; // `http:g` is a valid reference, but no URL to fetch
+    if !http {
+        return Err(UNSUPPORTED_SCHEME);
+    }
+    if target.authority.is_none_or(str::is_empty) {
+        return Err(INVALID); // `http:g` is a valid reference, but no URL to fetch
     }
     target.fragment = None;
-    let uri: Uri = target.to_string().parse().ok()?;
-    (uri.scheme().is_some() && uri.host().is_some()).then_some(uri)
+    match target.to_string().parse::<Uri>() {
+        Ok(uri) if uri.scheme().is_some() && uri.host().is_some() => Ok(uri),
+        _ => Err(INVALID),
+    }
 }
 
 /// A URI reference split into its five components (RFC 3986 section 3).
@@ -153,7 +167,7 @@ mod tests {
     use super::*;
 
     fn r(base: &str, loc: &str) -> Option<String> {
-        resolve(&base.parse().unwrap(), loc).map(|u| u.to_string())
+        resolve(&base.parse().unwrap(), loc).map(|u| u.to_string()).ok()
     }
 
     /// The resolution of RFC 3986 itself, fragments included.
@@ -296,5 +310,9 @@ mod tests {
         assert_eq!(r("http://a/b", "http://"), None);
         assert_eq!(r("http://a/b", "/a b"), None);
         assert_eq!(r("http://a/b", "ftp://x/"), None);
+        assert_eq!(resolve(&"http://a/b".parse().unwrap(), "ftp://x/"), Err(UNSUPPORTED_SCHEME));
+        assert_eq!(resolve(&"http://a/b".parse().unwrap(), "mailto:a@b"), Err(UNSUPPORTED_SCHEME));
+        assert_eq!(resolve(&"http://a/b".parse().unwrap(), "http://"), Err(INVALID));
+        assert_eq!(resolve(&"http://a/b".parse().unwrap(), "/a b"), Err(INVALID));
     }
 }

@@ -751,7 +751,7 @@ fn seed_scenario_behind_nginx() {
         let text = smol::block_on(async { client.get(server.url("/")).send().await?.text().await }).unwrap();
         assert_eq!(text, "warm");
         drop(client);
-        server.wait_closed(1);
+        server.wait_peer_closed(1);
     }
     thread::sleep(Duration::from_millis(100));
     let fds_baseline = open_fds();
