@@ -413,7 +413,9 @@ impl ClientBuilder {
         }
         let defaults = &self.config.default_headers;
         if defaults.contains_key(header::CONTENT_LENGTH) || defaults.contains_key(header::TRANSFER_ENCODING) {
-            return invalid("default_headers must not set Content-Length or Transfer-Encoding (smolreq frames each body)");
+            return invalid(
+                "default_headers must not set Content-Length or Transfer-Encoding (smolreq frames each body)",
+            );
         }
         #[cfg(feature = "native-tls")]
         {
