@@ -237,9 +237,9 @@ impl RequestBuilder {
     /// Appends `name=value` pairs to the URL's query, percent-encoded as
     /// `application/x-www-form-urlencoded`.
     ///
-    /// With the `form` feature, `query` takes any [`serde::Serialize`]
-    /// value instead (see its documentation there); slices and arrays of
-    /// string pairs work in both builds.
+    /// With the `form` feature, `query` takes any `serde::Serialize` value
+    /// instead (`&[("page", 2)]`, a struct); slices and arrays of string
+    /// pairs work in both builds, encoded the same.
     ///
     /// ```
     /// let client = smolreq::Client::new();
@@ -316,7 +316,9 @@ impl RequestBuilder {
     }
 
     /// Sets the body to `json` serialized as JSON, and `Content-Type:
-    /// application/json` unless the request already has a `Content-Type`.
+    /// application/json` unless the request already has a `Content-Type`
+    /// (set another one before this call: [`header`](Self::header) after
+    /// it would add a second value).
     /// A value that cannot be serialized (a map with non-string keys, a
     /// failing `Serialize` impl) makes `send` fail with
     /// [`ErrorKind::Request`], with serde's message.
@@ -344,8 +346,9 @@ impl RequestBuilder {
     /// Sets the body to `form` serialized as
     /// `application/x-www-form-urlencoded`, and that `Content-Type` unless
     /// the request already has one: a struct of plain fields, a map, or a
-    /// slice of pairs. A value that cannot be serialized (a nested struct,
-    /// a sequence) makes `send` fail with [`ErrorKind::Request`].
+    /// slice of pairs. A `Content-Type` set before this call is kept. A
+    /// value that cannot be serialized (a nested struct, a sequence) makes
+    /// `send` fail with [`ErrorKind::Request`].
     ///
     /// ```
     /// let client = smolreq::Client::new();
