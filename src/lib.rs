@@ -41,6 +41,8 @@ mod error;
 pub mod fuzzing;
 mod pool;
 mod proto;
+#[allow(dead_code, unreachable_pub)] // wired into the client with proxy support (issue 13)
+mod proxy;
 mod redirect;
 mod request;
 mod resolve;
@@ -55,6 +57,7 @@ pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use pool::PoolStats;
+
 pub use request::RequestBuilder;
 pub use response::{Body, Response};
 #[cfg(feature = "native-tls")]
