@@ -50,6 +50,8 @@ mod response;
 #[cfg(feature = "native-tls")]
 mod tls;
 mod transport;
+#[allow(dead_code)] // wired into the transport with proxy support (issue 13)
+mod tunnel;
 mod upload;
 mod util;
 
