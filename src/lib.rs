@@ -41,7 +41,6 @@ mod error;
 pub mod fuzzing;
 mod pool;
 mod proto;
-#[allow(dead_code, unreachable_pub)] // wired into the client with proxy support (issue 13)
 mod proxy;
 mod redirect;
 mod request;
@@ -59,6 +58,7 @@ pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use pool::PoolStats;
+pub use proxy::{NoProxy, Proxy};
 
 pub use request::RequestBuilder;
 pub use response::{Body, Response};

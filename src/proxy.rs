@@ -16,6 +16,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use http::HeaderValue;
 use percent_encoding::percent_decode_str;
 
 /// Which requests a [`Proxy`] takes.
@@ -64,6 +65,43 @@ pub(crate) struct ProxyAddr {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) credentials: Option<Credentials>,
+    /// `Basic` + the credentials, for an HTTP proxy; marked sensitive.
+    pub(crate) authorization: Option<HeaderValue>,
+}
+
+impl ProxyAddr {
+    fn set_credentials(&mut self, credentials: Option<Credentials>) {
+        self.authorization = credentials.as_ref().map(|c| basic_authorization(&c.user, &c.password));
+        self.credentials = credentials;
+    }
+
+    /// The proxy's URL without credentials, for errors.
+    pub(crate) fn url(&self) -> Option<http::Uri> {
+        self.to_string().parse().ok()
+    }
+
+    /// Whether requests for `http://` URLs go to this proxy in absolute
+    /// form (an HTTP proxy) rather than through a tunnel (SOCKS).
+    pub(crate) fn forwards_http(&self) -> bool {
+        matches!(self.scheme, ProxyScheme::Http | ProxyScheme::Https)
+    }
+}
+
+/// The value of a `Basic` authorization header (RFC 7617), sensitive.
+pub(crate) fn basic_authorization(user: &str, password: &str) -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = [user.as_bytes(), b":", password.as_bytes()].concat();
+    let mut out = Vec::with_capacity(6 + input.len().div_ceil(3) * 4);
+    out.extend_from_slice(b"Basic ");
+    for group in input.chunks(3) {
+        let n = group.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= group.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] } else { b'=' });
+        }
+    }
+    let mut value = HeaderValue::from_bytes(&out).unwrap_or_else(|_| unreachable!("base64 is a valid header value"));
+    value.set_sensitive(true);
+    value
 }
 
 impl fmt::Display for ProxyAddr {
@@ -147,7 +185,7 @@ impl Proxy {
 
     /// Sets the user name and password, replacing any in the URL.
     pub fn basic_auth(mut self, user: &str, password: &str) -> Proxy {
-        self.addr.credentials = Some(Credentials { user: user.to_owned(), password: password.to_owned() });
+        self.addr.set_credentials(Some(Credentials { user: user.to_owned(), password: password.to_owned() }));
         self
     }
 
@@ -192,6 +230,12 @@ impl Proxy {
         }
         proxies
     }
+}
+
+/// The proxy for a request to `host:port` (`https` for an `https://`
+/// URL): the first of `proxies` that takes it.
+pub(crate) fn choose<'p>(proxies: &'p [Proxy], https: bool, host: &str, port: u16) -> Option<&'p ProxyAddr> {
+    proxies.iter().find_map(|p| p.intercept(https, host, port))
 }
 
 /// Parses a proxy URL: `[scheme://][user[:password]@]host[:port][/]`.
@@ -255,7 +299,9 @@ pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyAddr, InvalidProxy> {
             ProxyScheme::Socks5 | ProxyScheme::Socks5h => 1080,
         },
     };
-    Ok(ProxyAddr { scheme, host: host.to_ascii_lowercase(), port, credentials })
+    let mut addr = ProxyAddr { scheme, host: host.to_ascii_lowercase(), port, credentials: None, authorization: None };
+    addr.set_credentials(credentials);
+    Ok(addr)
 }
 
 /// Splits `host[:port]` or `[v6][:port]`; `None` when the port is not a
@@ -607,6 +653,20 @@ mod tests {
         assert_eq!(proxies.len(), 1, "{proxies:?}");
         assert!(proxies[0].intercept(false, "a.internal", 80).is_none());
         assert!(proxies[0].intercept(false, "a.external", 80).is_some());
+    }
+
+    #[test]
+    fn basic_authorization_is_rfc_7617_base64_and_sensitive() {
+        // RFC 7617 section 2's example, and RFC 4648 section 10's vectors.
+        assert_eq!(basic_authorization("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert!(basic_authorization("a", "b").is_sensitive());
+        for (user, b64) in [("", "Og=="), ("f", "Zjo="), ("fo", "Zm86"), ("foo", "Zm9vOg=="), ("foob", "Zm9vYjo=")] {
+            assert_eq!(basic_authorization(user, ""), format!("Basic {b64}").as_str(), "{user}");
+        }
+        assert_eq!(basic_authorization("fooba", "r"), "Basic Zm9vYmE6cg==");
+        assert_eq!(basic_authorization("\u{e9}", "\u{ff}"), "Basic w6k6w78=");
+        let a = addr("http://u:p@proxy:1");
+        assert_eq!(a.authorization.unwrap(), "Basic dTpw");
     }
 
     #[test]
