@@ -239,26 +239,6 @@ fn relay(
     (addr, seen)
 }
 
-fn read_head(socket: &mut TcpStream) -> Vec<u8> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).unwrap_or(0) == 1 {
-        head.push(byte[0]);
-    }
-    head
-}
-
-/// A CONNECT proxy tunnelling every request to `to`.
-fn connect_proxy(to: SocketAddr) -> (SocketAddr, Seen) {
-    relay(move |socket, dial| {
-        let head = read_head(socket);
-        let up = dial(to);
-        drop(up);
-        socket.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
-        Some(head)
-    })
-}
-
 fn read_n(socket: &mut TcpStream, n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
     socket.read_exact(&mut buf).unwrap();
@@ -357,6 +337,26 @@ mod https {
     use super::*;
     use smolreq::Certificate;
     use tls_util::{Ca, TlsConfig, ok_server};
+
+    fn read_head(socket: &mut TcpStream) -> Vec<u8> {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && socket.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        head
+    }
+
+    /// A CONNECT proxy tunnelling every request to `to`.
+    fn connect_proxy(to: SocketAddr) -> (SocketAddr, Seen) {
+        relay(move |socket, dial| {
+            let head = read_head(socket);
+            let up = dial(to);
+            drop(up);
+            socket.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").unwrap();
+            Some(head)
+        })
+    }
 
     #[test]
     fn https_through_connect_verifies_the_origin_and_pools_the_tunnel() {
