@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
-use http::Uri;
+use http::{StatusCode, Uri};
 
 use crate::proto::ProtoError;
 
@@ -35,6 +35,10 @@ pub enum ErrorKind {
     /// [`ClientBuilder::build`](crate::ClientBuilder::build) refused a
     /// setting; the message names it.
     Builder,
+    /// The proxy could not be reached, refused the tunnel (see
+    /// [`Error::status`]) or answered invalidly; [`Error::url`] is the
+    /// proxy's URL, without its credentials.
+    Proxy,
 }
 
 impl fmt::Display for ErrorKind {
@@ -50,6 +54,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Body => "body error",
             ErrorKind::Request => "invalid request",
             ErrorKind::Builder => "invalid client setting",
+            ErrorKind::Proxy => "proxy error",
         })
     }
 }
@@ -73,16 +78,17 @@ struct Inner {
     kind: ErrorKind,
     message: Option<&'static str>,
     url: Option<Uri>,
+    status: Option<StatusCode>,
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: &'static str) -> Error {
-        Error { inner: Box::new(Inner { kind, message: Some(message), url: None, source: None }) }
+        Error { inner: Box::new(Inner { kind, message: Some(message), url: None, status: None, source: None }) }
     }
 
     pub(crate) fn with_source(kind: ErrorKind, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Error {
-        Error { inner: Box::new(Inner { kind, message: None, url: None, source: Some(source.into()) }) }
+        Error { inner: Box::new(Inner { kind, message: None, url: None, status: None, source: Some(source.into()) }) }
     }
 
     pub(crate) fn io(err: io::Error) -> Error {
@@ -96,6 +102,23 @@ impl Error {
         }
         let kind = if err.kind() == io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::Io };
         Error::with_source(kind, err)
+    }
+
+    /// A proxy answered `CONNECT` with a status other than 2xx.
+    pub(crate) fn proxy_refused(status: StatusCode) -> Error {
+        let message = if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            "the proxy requires authentication (407 in answer to CONNECT)"
+        } else {
+            "the proxy refused the tunnel (a non-2xx answer to CONNECT)"
+        };
+        let mut err = Error::new(ErrorKind::Proxy, message);
+        err.inner.status = Some(status);
+        err
+    }
+
+    /// The HTTP status behind the error: a proxy's answer to `CONNECT`.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
     }
 
     pub(crate) fn timeout() -> Error {
@@ -154,6 +177,9 @@ impl fmt::Debug for Error {
         }
         if let Some(url) = &self.inner.url {
             d.field("url", url);
+        }
+        if let Some(status) = self.inner.status {
+            d.field("status", &status);
         }
         if let Some(source) = &self.inner.source {
             d.field("source", source);

@@ -167,7 +167,16 @@ pub fn encode_request_head(
         RequestFraming::Length(n) => proto::head::RequestFraming::Length(n),
         RequestFraming::Chunked => proto::head::RequestFraming::Chunked,
     };
-    let head = proto::head::RequestHead { method, target, host, headers, user_agent, framing };
+    let head = proto::head::RequestHead {
+        method,
+        target,
+        host,
+        headers,
+        user_agent,
+        framing,
+        to_proxy: false,
+        proxy_authorization: None,
+    };
     proto::head::encode_request_head(&head, buf)
 }
 
