@@ -89,17 +89,11 @@ impl ProxyAddr {
 
 /// The value of a `Basic` authorization header (RFC 7617), sensitive.
 pub(crate) fn basic_authorization(user: &str, password: &str) -> HeaderValue {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let input = [user.as_bytes(), b":", password.as_bytes()].concat();
-    let mut out = Vec::with_capacity(6 + input.len().div_ceil(3) * 4);
-    out.extend_from_slice(b"Basic ");
-    for group in input.chunks(3) {
-        let n = group.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= group.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] } else { b'=' });
-        }
-    }
-    let mut value = HeaderValue::from_bytes(&out).unwrap_or_else(|_| unreachable!("base64 is a valid header value"));
+    let credentials = [user.as_bytes(), b":", password.as_bytes()].concat();
+    let mut out = String::with_capacity(6 + credentials.len().div_ceil(3) * 4);
+    out.push_str("Basic ");
+    crate::request::base64_encode(&credentials, &mut out);
+    let mut value = HeaderValue::from_str(&out).unwrap_or_else(|_| unreachable!("base64 is a valid header value"));
     value.set_sensitive(true);
     value
 }

@@ -336,7 +336,7 @@ fn socks5_wrong_password_is_a_proxy_error() {
 mod https {
     use super::*;
     use smolreq::Certificate;
-    use tls_util::{Ca, TlsConfig, ok_server};
+    use tls_util::{Ca, TlsConfig, TlsServer, ok_server};
 
     fn read_head(socket: &mut TcpStream) -> Vec<u8> {
         let mut head = Vec::new();
@@ -381,6 +381,31 @@ mod https {
         assert_eq!(seen.all().len(), 1, "one tunnel for both requests");
         assert_eq!((stats.opened, stats.reused), (1, 1), "{stats:?}");
         assert_eq!(server.sni(), vec![Some("origin.test".to_owned())], "TLS to the origin, not the proxy");
+    }
+
+    #[test]
+    fn an_https_proxy_is_reached_over_tls_verified_as_the_proxy() {
+        let ca = Ca::new("test root");
+        let proxy = TlsServer::start(TlsConfig::new(ca.server_cert(&["localhost"])), |conn| {
+            while let Some(req) = conn.read_request() {
+                let body = format!("{} {}", req.target, req.header("proxy-authorization").unwrap_or("-"));
+                conn.respond(200, &[], body.as_bytes());
+            }
+        });
+        let client = Client::builder()
+            .add_root_certificate(Certificate::from_pem(ca.cert_pem.as_bytes()).unwrap())
+            .proxy(Proxy::http(format!("https://u:p@localhost:{}", proxy.port())).unwrap())
+            .build()
+            .unwrap();
+        let got = block(async move { client.get("http://origin.test/x").send().await.unwrap().text().await.unwrap() });
+        assert_eq!(got, "http://origin.test/x Basic dTpw", "absolute form and credentials, inside TLS");
+        assert_eq!(proxy.sni(), vec![Some("localhost".to_owned())], "TLS to the proxy names the proxy");
+
+        // The proxy's certificate is verified like any server's.
+        let client = client_via(Proxy::http(format!("https://localhost:{}", proxy.port())).unwrap());
+        let err = block(async move { client.get("http://origin.test/x").send().await.unwrap_err() });
+        assert_eq!(err.kind(), ErrorKind::Tls, "{err:?}");
+        assert_eq!(err.url().map(|u| u.to_string()), Some(format!("https://localhost:{}/", proxy.port())));
     }
 
     #[test]
