@@ -238,3 +238,35 @@ impl Conn {
         self.0.has_unread_bytes()
     }
 }
+
+/// Runs the `CONNECT` handshake (to `origin.test:443`) over `io`, as the
+/// client does through an HTTP proxy. `Ok(())`: the tunnel is open;
+/// otherwise the error, described.
+pub async fn http_connect<S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin>(
+    io: &mut S,
+    limits: &Limits,
+) -> std::result::Result<(), String> {
+    crate::tunnel::http_connect(io, "origin.test", 443, Some(b"Basic dTpw"), Some(b"fuzz"), limits)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the SOCKS5 handshake over `io`, as the client does through a
+/// SOCKS5 proxy: to the name `origin.test` (or an IPv4 address), with
+/// password authentication offered when `password` is set.
+pub async fn socks5_connect<S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin>(
+    io: &mut S,
+    name: bool,
+    password: bool,
+) -> std::result::Result<(), String> {
+    let target = if name {
+        proto::socks5::Target::Name("origin.test", 443)
+    } else {
+        proto::socks5::Target::Addr(std::net::SocketAddr::from(([10, 0, 0, 1], 443)))
+    };
+    let credentials = crate::proxy::Credentials { user: "user".into(), password: "pass".into() };
+    crate::tunnel::socks5_connect(io, target, password.then_some(&credentials))
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}

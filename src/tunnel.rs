@@ -13,6 +13,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use http::{HeaderMap, StatusCode};
 
+use crate::conn::MAX_INTERIM_RESPONSES;
 use crate::proto::Limits;
 use crate::proto::ProtoError;
 use crate::proto::connect::encode_connect;
@@ -74,11 +75,16 @@ pub(crate) async fn http_connect<S: AsyncRead + AsyncWrite + Unpin>(
 
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
+    let mut interim = 0;
     loop {
         match parse_response_head(&buf, limits).map_err(TunnelError::Protocol)? {
             Some((head, len)) if head.status.is_informational() => {
                 if head.status == StatusCode::SWITCHING_PROTOCOLS {
                     return Err(TunnelError::Protocol(ProtoError::InvalidHead("101 in answer to CONNECT")));
+                }
+                interim += 1;
+                if interim > MAX_INTERIM_RESPONSES {
+                    return Err(TunnelError::Protocol(ProtoError::InvalidHead("too many interim responses")));
                 }
                 buf.drain(..len);
                 continue;
@@ -224,6 +230,16 @@ mod tests {
     #[test]
     fn interim_answers_are_skipped() {
         let (result, _, _) = connect_with(vec![b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"]);
+        result.unwrap();
+    }
+
+    #[test]
+    fn interim_answers_are_bounded() {
+        let many: &'static [u8] = "HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_INTERIM_RESPONSES + 1).leak().as_bytes();
+        let (result, _, _) = connect_with(vec![many, b"HTTP/1.1 200 OK\r\n\r\n"]);
+        assert!(matches!(result, Err(TunnelError::Protocol(_))), "{result:?}");
+        let enough: &'static [u8] = "HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_INTERIM_RESPONSES).leak().as_bytes();
+        let (result, _, _) = connect_with(vec![enough, b"HTTP/1.1 200 OK\r\n\r\n"]);
         result.unwrap();
     }
 

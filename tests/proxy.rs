@@ -322,6 +322,39 @@ fn socks5_resolves_locally_and_sends_an_address() {
 }
 
 #[test]
+fn a_stale_pooled_tunnel_is_retried_like_a_stale_connection() {
+    // The origin's first connection answers one request, then reads the
+    // next and closes without answering: the GET is sent again through a
+    // new tunnel, once.
+    let origin = Server::start(|conn| {
+        if conn.index() == 0 {
+            if let Some(req) = conn.read_request() {
+                conn.respond(200, &[], req.target.as_bytes());
+            }
+            if conn.read_request().is_some() {
+                conn.close();
+            }
+            return;
+        }
+        while let Some(req) = conn.read_request() {
+            conn.respond(200, &[], req.target.as_bytes());
+        }
+    });
+    let (proxy, seen) = socks_proxy(origin.addr(), None);
+    let client = client_via(Proxy::all(format!("socks5h://{proxy}")).unwrap());
+    let (a, b, stats) = block(async move {
+        let a = client.get("http://origin.test/1").send().await.unwrap().text().await.unwrap();
+        let b = client.get("http://origin.test/2").send().await.unwrap().text().await.unwrap();
+        (a, b, client.pool_stats())
+    });
+    assert_eq!((a.as_str(), b.as_str()), ("/1", "/2"));
+    assert_eq!((stats.opened, stats.reused, stats.retried, stats.leased), (2, 1, 1, 0), "{stats:?}");
+    assert_eq!(seen.all().len(), 2, "a second tunnel");
+    let targets: Vec<_> = origin.received().into_iter().map(|r| (r.conn_index, r.target)).collect();
+    assert_eq!(targets, [(0, "/1".to_owned()), (0, "/2".to_owned()), (1, "/2".to_owned())]);
+}
+
+#[test]
 fn socks5_wrong_password_is_a_proxy_error() {
     let origin = origin();
     let (proxy, _) = socks_proxy(origin.addr(), Some(("alice", "s3cret")));
