@@ -49,6 +49,7 @@ mod response;
 mod tls;
 mod transport;
 mod upload;
+mod url;
 mod util;
 
 pub use builder::ClientBuilder;

@@ -240,7 +240,7 @@ async fn dial(host: &str, port: u16) -> Result<Stream> {
     }
     Err(match last_err {
         Some(e) => Error::with_source(ErrorKind::Connect, e),
-        None => Error::new(ErrorKind::Connect, "host name resolved to no address"),
+        None => Error::new(ErrorKind::Resolve, "host name resolved to no address"),
     })
 }
 
@@ -250,7 +250,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    crate::resolve::resolve(host, port).await.map_err(|e| Error::with_source(ErrorKind::Connect, e))
+    crate::resolve::resolve(host, port).await.map_err(|e| Error::with_source(ErrorKind::Resolve, e))
 }
 
 impl AsyncRead for Stream {
