@@ -216,7 +216,11 @@ fn check_host<'a>(host: &'a str, shown: &Shown) -> Result<Cow<'a, str>> {
 }
 
 fn lowercase(host: &str) -> Cow<'_, str> {
-    if host.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(host.to_ascii_lowercase()) } else { Cow::Borrowed(host) }
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 /// Parses the digits after the host's `:`.
@@ -545,7 +549,10 @@ mod tests {
             err("http://host:99999/"),
             r#"invalid URL: invalid port "99999" in "http://host:99999/" (ports are 1 to 65535)"#
         );
-        assert_eq!(err("http://host:0/"), r#"invalid URL: invalid port "0" in "http://host:0/" (ports are 1 to 65535)"#);
+        assert_eq!(
+            err("http://host:0/"),
+            r#"invalid URL: invalid port "0" in "http://host:0/" (ports are 1 to 65535)"#
+        );
         assert_eq!(err("ftp://h/"), r#"invalid URL: unsupported scheme "ftp" (only http and https)"#);
         assert_eq!(err("http://"), r#"invalid URL: empty host in "http://""#);
         assert_eq!(err("http://:80/x"), r#"invalid URL: empty host in "http://:80/x""#);
