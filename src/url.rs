@@ -4,8 +4,9 @@
 //! [`parse`] reads a URL the way a browser's address bar does (the WHATWG
 //! URL standard), within what an HTTP/1.1 client needs:
 //!
-//! - spaces and control characters around the URL are trimmed, and tabs
-//!   and line breaks anywhere in it are removed;
+//! - spaces and control characters around the URL are trimmed (a line
+//!   read from a file or a terminal works); a tab or line break inside it
+//!   is an error, where a browser would silently remove it;
 //! - the scheme is `http` or `https`, in any case, followed by `//`;
 //! - the host is a DNS name (ASCII letters, digits, `-`, `.`, `_`,
 //!   lowercased), an IPv4 address in dotted-decimal form or an IPv6 address
@@ -72,9 +73,14 @@ const MAX_QUOTED: usize = 200;
 /// Parses a URL as a user types it into the [`Uri`] to send the request
 /// to (see the module documentation for the rules).
 pub(crate) fn parse(input: &str) -> Result<Uri> {
-    let text = clean(input);
-    let text = &*text;
+    // What the WHATWG parser does first, except that a tab, CR or LF
+    // inside is refused rather than removed: one there is a bug or an
+    // attempt to inject a header, never part of a URL.
+    let text = input.trim_matches(|c: char| c <= ' ');
     let shown = Shown::new(text);
+    if text.contains(['\t', '\n', '\r']) {
+        return Err(url_error(format!("line break or tab inside {shown}")));
+    }
     let Some((scheme, rest)) = split_scheme(text) else {
         return Err(url_error(format!("URL has no scheme in {shown} (expected http:// or https://)")));
     };
@@ -142,17 +148,6 @@ pub(crate) fn parse(input: &str) -> Result<Uri> {
 /// A URL error whose message is `detail`.
 fn url_error(detail: String) -> Error {
     Error::with_detail(ErrorKind::Url, detail)
-}
-
-/// What the WHATWG parser does first: trims C0 controls and spaces around
-/// the input and removes every tab, CR and LF inside it.
-fn clean(input: &str) -> Cow<'_, str> {
-    let trimmed = input.trim_matches(|c: char| c <= ' ');
-    if trimmed.contains(['\t', '\n', '\r']) {
-        Cow::Owned(trimmed.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect())
-    } else {
-        Cow::Borrowed(trimmed)
-    }
 }
 
 /// Splits `scheme:rest` when the text before the first `:` is a scheme
@@ -521,9 +516,13 @@ mod tests {
     }
 
     #[test]
-    fn whitespace_around_and_line_breaks_inside_are_removed() {
-        assert_eq!(ok("  http://h/x\n"), "http://h/x");
-        assert_eq!(ok("http://h/a\tb\r\nc"), "http://h/abc");
+    fn whitespace_around_is_trimmed_and_line_breaks_inside_refused() {
+        assert_eq!(ok("  http://h/x\r\n"), "http://h/x");
+        assert_eq!(
+            err("http://h/a\r\nX-Injected: 1"),
+            r#"invalid URL: line break or tab inside "http://h/a\r\nX-Injected: 1""#
+        );
+        assert_eq!(err("http://h/a\tb"), r#"invalid URL: line break or tab inside "http://h/a\tb""#);
     }
 
     #[test]
