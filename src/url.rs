@@ -10,8 +10,10 @@
 //! - the scheme is `http` or `https`, in any case, followed by `//`;
 //! - the host is a DNS name (ASCII letters, digits, `-`, `.`, `_`,
 //!   lowercased), an IPv4 address in dotted-decimal form or an IPv6 address
-//!   in brackets. A non-ASCII host name is an error naming its punycode
-//!   form as the way out (IDNA is not implemented);
+//!   in brackets. A non-ASCII host name is mapped to its punycode form
+//!   (`bücher.example` to `xn--bcher-kva.example`, IDNA as browsers do it)
+//!   with the `idna` feature, and is an error naming that feature and the
+//!   punycode form as the ways out without it;
 //! - the port is 1 to 65535; an empty port or the scheme's default port is
 //!   dropped (`http://h:80/` is `http://h/`);
 //! - in the path and the query, the bytes a browser percent-encodes are
@@ -192,10 +194,7 @@ fn check_host<'a>(host: &'a str, shown: &Shown) -> Result<Cow<'a, str>> {
         return Ok(lowercase(host));
     }
     if !host.is_ascii() {
-        return Err(url_error(format!(
-            "non-ASCII host name{} in {shown}: IDNA is not supported; use the punycode form xn--...",
-            shown.part(host)
-        )));
+        return international_host(host, shown);
     }
     if let Some(c) = host.chars().find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')) {
         let what = if shown.hides_secret { String::new() } else { format!(" {c:?}") };
@@ -208,6 +207,25 @@ fn check_host<'a>(host: &'a str, shown: &Shown) -> Result<Cow<'a, str>> {
         return Err(url_error(format!("invalid IPv4 address{} in {shown}", shown.part(host))));
     }
     Ok(lowercase(host))
+}
+
+/// A non-ASCII host name, in its punycode form: the WHATWG "domain to
+/// ASCII" (UTS 46 processing, as the `url` crate and browsers do it).
+#[cfg(feature = "idna")]
+fn international_host<'a>(host: &str, shown: &Shown) -> Result<Cow<'a, str>> {
+    match idna::domain_to_ascii(host) {
+        Ok(ascii) if ascii.is_ascii() => check_host(&ascii, shown).map(|h| Cow::Owned(h.into_owned())),
+        _ => Err(url_error(format!("invalid international host name{} in {shown} (IDNA)", shown.part(host)))),
+    }
+}
+
+/// Without IDNA, a non-ASCII host name is an error saying the ways out.
+#[cfg(not(feature = "idna"))]
+fn international_host<'a>(host: &str, shown: &Shown) -> Result<Cow<'a, str>> {
+    Err(url_error(format!(
+        "non-ASCII host name{} in {shown}: IDNA is not supported in this build (enable the `idna` feature of smolreq); use the punycode form xn--...",
+        shown.part(host)
+    )))
 }
 
 fn lowercase(host: &str) -> Cow<'_, str> {
@@ -572,9 +590,34 @@ mod tests {
         assert_eq!(err("http://[::1]x/"), r#"invalid URL: invalid IPv6 address "[::1]x" in "http://[::1]x/""#);
         assert_eq!(err("http://1.2.3.999/"), r#"invalid URL: invalid IPv4 address "1.2.3.999" in "http://1.2.3.999/""#);
         assert_eq!(err("http://127.1/"), r#"invalid URL: invalid IPv4 address "127.1" in "http://127.1/""#);
+    }
+
+    #[test]
+    #[cfg(not(feature = "idna"))]
+    fn non_ascii_host_names_the_idna_feature_and_punycode() {
         assert_eq!(
             err("http://bücher.example/"),
-            r#"invalid URL: non-ASCII host name "bücher.example" in "http://bücher.example/": IDNA is not supported; use the punycode form xn--..."#
+            r#"invalid URL: non-ASCII host name "bücher.example" in "http://bücher.example/": IDNA is not supported in this build (enable the `idna` feature of smolreq); use the punycode form xn--..."#
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "idna")]
+    fn non_ascii_host_goes_to_its_punycode_form() {
+        assert_eq!(ok("http://bücher.example/x"), "http://xn--bcher-kva.example/x");
+        assert_eq!(ok("https://BÜCHER.example:8443/"), "https://xn--bcher-kva.example:8443/");
+        assert_eq!(ok("http://日本語.jp/"), "http://xn--wgv71a119e.jp/");
+        // Full-width dots and letters are mapped (UTS 46), then checked.
+        assert_eq!(ok("http://ｅｘａｍｐｌｅ。com/"), "http://example.com/");
+        // A noncharacter is disallowed; the message escapes it.
+        assert_eq!(
+            err("http://a\u{fdd0}b.example/"),
+            r#"invalid URL: invalid international host name "a\u{fdd0}b.example" in "http://a\u{fdd0}b.example/" (IDNA)"#
+        );
+        // The mapped name gets the same checks as an ASCII one.
+        assert_eq!(
+            err("http://ex ample.ü/"),
+            r#"invalid URL: invalid character ' ' in the host of "http://ex ample.ü/""#
         );
     }
 
@@ -593,7 +636,7 @@ mod tests {
             "http://user:secretpw@host:80a/",
             "http://user:secretpw@/",
             "http://user:secretpw@exa mple/",
-            "http://user:secretpw@bücher.example/",
+            "http://user:secretpw@bü cher.example/",
             "http://user:secretpw@[::g]/",
             "http://user:secret/pw@host/",
             "http://user:secret?pw@host/",
