@@ -306,12 +306,11 @@ pub(crate) struct Redacted<'a>(pub(crate) &'a Uri);
 impl fmt::Display for Redacted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some(authority) = self.0.authority().map(Authority::as_str) else { return fmt::Display::fmt(self.0, f) };
+        let Cow::Owned(hidden) = redact_str(authority) else { return fmt::Display::fmt(self.0, f) };
         let text = self.0.to_string();
-        match (text.find(authority), redact_str(authority)) {
-            (Some(i), Cow::Owned(hidden)) => {
-                write!(f, "{}{hidden}{}", &text[..i], &text[i + authority.len()..])
-            }
-            _ => f.write_str(&text),
+        match text.find(authority) {
+            Some(i) => write!(f, "{}{hidden}{}", &text[..i], &text[i + authority.len()..]),
+            None => f.write_str(&hidden),
         }
     }
 }
