@@ -61,6 +61,7 @@ mod transport;
 #[allow(dead_code)] // wired into the transport with proxy support (issue 13)
 mod tunnel;
 mod upload;
+mod url;
 mod util;
 
 pub use builder::ClientBuilder;

@@ -115,7 +115,7 @@ fn merge(base: &Reference<'_>, path: &str) -> String {
 }
 
 /// RFC 3986 section 5.2.4, step by step over an input buffer.
-fn remove_dot_segments(path: &str) -> String {
+pub(crate) fn remove_dot_segments(path: &str) -> String {
     let mut input = path;
     let mut output = String::with_capacity(path.len());
     while !input.is_empty() {

@@ -251,7 +251,7 @@ async fn through_proxy(
     let to_proxy = Destination { tls: false, host: bracketed(&proxy.host), port: proxy.port };
     let mut stream = open(config, to_proxy).await.map_err(|e| {
         let err = match e.kind() {
-            ErrorKind::Connect => Error::with_source(ErrorKind::Proxy, e),
+            ErrorKind::Connect | ErrorKind::Resolve => Error::with_source(ErrorKind::Proxy, e),
             _ => e,
         };
         named(err)
@@ -334,7 +334,7 @@ async fn dial(host: &str, port: u16) -> Result<Stream> {
     }
     Err(match last_err {
         Some(e) => Error::with_source(ErrorKind::Connect, e),
-        None => Error::new(ErrorKind::Connect, "host name resolved to no address"),
+        None => Error::new(ErrorKind::Resolve, "host name resolved to no address"),
     })
 }
 
@@ -344,7 +344,7 @@ async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    crate::resolve::resolve(host, port).await.map_err(|e| Error::with_source(ErrorKind::Connect, e))
+    crate::resolve::resolve(host, port).await.map_err(|e| Error::with_source(ErrorKind::Resolve, e))
 }
 
 impl AsyncRead for Stream {
