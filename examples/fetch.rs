@@ -104,6 +104,19 @@ fn common_settings(mut builder: smolreq::ClientBuilder, args: &Args) -> smolreq:
     builder
 }
 
+/// An error and its causes on one line, as `anyhow`'s `{:#}` prints them:
+/// a smolreq error's `Display` shows its own level only.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
 /// Sends one request and streams its response to `out`.
 async fn fetch_once(client: &Client, args: &Args, method: &Method, out: &mut impl Write) -> Result<(), String> {
     let mut request = client.request(method.clone(), args.url.as_str());
@@ -116,14 +129,14 @@ async fn fetch_once(client: &Client, args: &Args, method: &Method, out: &mut imp
     if let Some(timeout) = args.timeout {
         request = request.timeout(timeout);
     }
-    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    let mut response = request.send().await.map_err(|e| chain(&e))?;
     if args.include {
         // The head exactly as received, as curl -i prints it.
         out.write_all(response.raw_head()).map_err(|e| format!("writing output: {e}"))?;
     }
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = response.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = response.read(&mut buf).await.map_err(|e| chain(&e))?;
         if n == 0 {
             break;
         }
@@ -142,7 +155,7 @@ fn build_client(args: &Args) -> Result<Client, String> {
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|e| e.to_string())
+    builder.build().map_err(|e| chain(&e))
 }
 
 /// The client for the TLS options given: none without TLS.
@@ -151,7 +164,7 @@ fn build_client(args: &Args) -> Result<Client, String> {
     if args.insecure || args.cacert.is_some() {
         return Err("-k and --cacert need the `native-tls` feature".to_owned());
     }
-    common_settings(Client::builder(), args).build().map_err(|e| e.to_string())
+    common_settings(Client::builder(), args).build().map_err(|e| chain(&e))
 }
 
 fn main() -> ExitCode {

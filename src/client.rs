@@ -18,6 +18,7 @@ use crate::proxy;
 use crate::request::{RequestBody, RequestBuilder};
 use crate::response::{Body, Response};
 use crate::transport::Destination;
+use crate::url::IntoUrl;
 use crate::util::{deadline_after, earliest, with_deadline};
 use crate::{redirect, transport, upload};
 
@@ -77,66 +78,50 @@ impl Client {
     }
 
     /// Starts a request with any method.
-    pub fn request<U>(&self, method: Method, url: U) -> RequestBuilder
-    where
-        Uri: TryFrom<U>,
-        <Uri as TryFrom<U>>::Error: Into<http::Error>,
-    {
-        let url = Uri::try_from(url).map_err(|e| Error::with_source(ErrorKind::Url, e.into()));
-        RequestBuilder::new(self.clone(), method, url)
+    ///
+    /// The URL is text as a user types it or an [`http::Uri`] (see
+    /// [`IntoUrl`]): `/café?q=a b` goes out as `/caf%C3%A9?q=a%20b`, and a
+    /// user name and password in it are sent as `Authorization: Basic`.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// let client = smolreq::Client::new();
+    /// let resp = client.request(smolreq::Method::GET, "http://user:p%40ss@127.0.0.1:8080/café").send().await?;
+    /// // sent: GET /caf%C3%A9 with Authorization: Basic dXNlcjpwQHNz ("user:p@ss")
+    /// assert_eq!(resp.url().to_string(), "http://127.0.0.1:8080/caf%C3%A9"); // never the password
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
+    pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, url.into_uri())
     }
 
     /// Starts a GET request.
-    pub fn get<U>(&self, url: U) -> RequestBuilder
-    where
-        Uri: TryFrom<U>,
-        <Uri as TryFrom<U>>::Error: Into<http::Error>,
-    {
+    pub fn get(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a POST request.
-    pub fn post<U>(&self, url: U) -> RequestBuilder
-    where
-        Uri: TryFrom<U>,
-        <Uri as TryFrom<U>>::Error: Into<http::Error>,
-    {
+    pub fn post(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a PUT request.
-    pub fn put<U>(&self, url: U) -> RequestBuilder
-    where
-        Uri: TryFrom<U>,
-        <Uri as TryFrom<U>>::Error: Into<http::Error>,
-    {
+    pub fn put(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a DELETE request.
-    pub fn delete<U>(&self, url: U) -> RequestBuilder
-    where
-        Uri: TryFrom<U>,
-        <Uri as TryFrom<U>>::Error: Into<http::Error>,
-    {
+    pub fn delete(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 
     /// Starts a HEAD request.
-    pub fn head<U>(&self, url: U) -> RequestBuilder
-    where
-        Uri: TryFrom<U>,
-        <Uri as TryFrom<U>>::Error: Into<http::Error>,
-    {
+    pub fn head(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::HEAD, url)
     }
 
     /// Starts a PATCH request.
-    pub fn patch<U>(&self, url: U) -> RequestBuilder
-    where
-        Uri: TryFrom<U>,
-        <Uri as TryFrom<U>>::Error: Into<http::Error>,
-    {
+    pub fn patch(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
@@ -159,13 +144,21 @@ impl Client {
 
     /// Runs a request: the redirect loop around [`Client::send_once`].
     pub(crate) async fn execute_builder(request: RequestBuilder) -> Result<Response> {
-        let RequestBuilder { client, mut method, url, mut headers, mut body, timeout, error } = request;
+        let RequestBuilder { client, mut method, url, mut headers, mut body, timeout, error, url_auth } = request;
         let config = &client.inner.config;
         let timeout = timeout.or(config.timeout);
         let deadline = timeout.and_then(deadline_after);
         let mut url = url?;
         if let Some(err) = error {
             return Err(err.with_url(&url));
+        }
+        // Credentials from the URL, unless the caller set Authorization. A
+        // cross-origin redirect removes the header (below), so they never
+        // go to another origin.
+        if let Some(auth) = url_auth
+            && !headers.contains_key(header::AUTHORIZATION)
+        {
+            headers.insert(header::AUTHORIZATION, auth);
         }
         add_default_headers(&mut headers, &config.default_headers);
         let mut redirects = 0;
@@ -194,6 +187,8 @@ impl Client {
                 .map_err(|_| redirect::INVALID)
                 .and_then(|loc| redirect::resolve(&url, loc))
                 .map_err(|why| Error::new(ErrorKind::Redirect, why).with_url(&url))?;
+            // Credentials in a Location are never used, nor shown.
+            let next = crate::url::split_userinfo(&next).map_err(|e| e.with_url(&url))?.0;
             if is_https(&url) && !is_https(&next) && !config.allow_https_downgrade {
                 return Err(Error::new(
                     ErrorKind::Redirect,

@@ -75,5 +75,6 @@ pub use response::{Body, Response};
 #[cfg(feature = "native-tls")]
 pub use tls::{Certificate, Identity, TlsVersion};
 pub use transport::{Destination, Io};
+pub use url::IntoUrl;
 
 pub use http::{self, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version};

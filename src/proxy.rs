@@ -89,13 +89,7 @@ impl ProxyAddr {
 
 /// The value of a `Basic` authorization header (RFC 7617), sensitive.
 pub(crate) fn basic_authorization(user: &str, password: &str) -> HeaderValue {
-    let credentials = [user.as_bytes(), b":", password.as_bytes()].concat();
-    let mut out = String::with_capacity(6 + credentials.len().div_ceil(3) * 4);
-    out.push_str("Basic ");
-    crate::request::base64_encode(&credentials, &mut out);
-    let mut value = HeaderValue::from_str(&out).unwrap_or_else(|_| unreachable!("base64 is a valid header value"));
-    value.set_sensitive(true);
-    value
+    crate::request::basic_value(user.as_bytes(), password.as_bytes())
 }
 
 impl fmt::Display for ProxyAddr {

@@ -78,6 +78,9 @@ pub struct RequestBuilder {
     pub(crate) body: RequestBody,
     pub(crate) timeout: Option<Duration>,
     pub(crate) error: Option<Error>,
+    /// `Authorization: Basic` from the URL's user name and password (marked
+    /// sensitive); sent unless the request sets its own Authorization.
+    pub(crate) url_auth: Option<HeaderValue>,
 }
 
 /// Prints the method, URL, headers and body size. Sensitive header values
@@ -96,7 +99,14 @@ impl fmt::Debug for RequestBuilder {
 }
 
 impl RequestBuilder {
+    /// A request to `url`, whose user name and password (if any) are taken
+    /// out of it: the request, its response and its errors keep the URL
+    /// without them.
     pub(crate) fn new(client: Client, method: Method, url: Result<Uri>) -> Self {
+        let (url, url_auth) = match url.and_then(|url| crate::url::split_userinfo(&url)) {
+            Ok((url, credentials)) => (Ok(url), credentials.map(|c| c.basic_auth())),
+            Err(e) => (Err(e), None),
+        };
         RequestBuilder {
             client,
             method,
@@ -105,6 +115,7 @@ impl RequestBuilder {
             body: RequestBody::Empty,
             timeout: None,
             error: None,
+            url_auth,
         }
     }
 
@@ -500,6 +511,18 @@ pub(crate) fn replace_headers(dst: &mut HeaderMap, src: HeaderMap) {
 #[cfg(any(feature = "json", feature = "form"))]
 fn serialize_error(what: &str, err: &dyn std::error::Error) -> Error {
     Error::with_source(ErrorKind::Request, format!("cannot serialize the {what}: {err}"))
+}
+
+/// `Basic base64(user ":" password)` (RFC 7617), marked sensitive: the one
+/// Basic value builder (request `basic_auth`, URL credentials, proxies).
+pub(crate) fn basic_value(user: &[u8], password: &[u8]) -> HeaderValue {
+    let credentials = [user, b":", password].concat();
+    let mut out = String::with_capacity(6 + credentials.len().div_ceil(3) * 4);
+    out.push_str("Basic ");
+    base64_encode(&credentials, &mut out);
+    let mut value = HeaderValue::from_str(&out).unwrap_or_else(|_| unreachable!("base64 is a valid header value"));
+    value.set_sensitive(true);
+    value
 }
 
 /// Base64 (RFC 4648 section 4: the standard alphabet, with padding) of

@@ -39,10 +39,6 @@
 //! Every error names what was wrong and where, quoting the URL with its
 //! password replaced by `***` (see [`redact_str`]).
 
-// The client starts using `parse`, `split_userinfo` and `IntoUrl` with the
-// integration in notes/url_integration.patch, which removes this line.
-#![allow(dead_code)]
-
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -334,13 +330,7 @@ impl Credentials {
     /// shows it and HPACK-style encoders never index it. Without a
     /// password, the user name alone is followed by `:` (as curl does).
     pub(crate) fn basic_auth(&self) -> HeaderValue {
-        let mut pair = self.user.clone();
-        pair.push(b':');
-        pair.extend_from_slice(self.password.as_deref().unwrap_or_default());
-        let mut value = HeaderValue::try_from(format!("Basic {}", base64(&pair)))
-            .unwrap_or_else(|_| unreachable!("base64 is ASCII"));
-        value.set_sensitive(true);
-        value
+        crate::request::basic_value(&self.user, self.password.as_deref().unwrap_or_default())
     }
 }
 
@@ -384,24 +374,6 @@ pub(crate) fn without_userinfo(url: &Uri) -> Option<Uri> {
         Some(a) if a.as_str().contains('@') => split_userinfo(url).ok().map(|(url, _)| url),
         _ => Some(url.clone()),
     }
-}
-
-/// Standard base64 with padding (RFC 4648 section 4).
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let bits = byte(0) << 16 | byte(1) << 8 | byte(2);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(bits >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A URL a request can be sent to: text as a user types it (`&str`,
@@ -689,23 +661,6 @@ mod tests {
         let plain: Uri = "http://h/".parse().unwrap();
         assert_eq!(split_userinfo(&plain).unwrap(), (plain.clone(), None));
         assert_eq!(without_userinfo(&"http://u:pw@h/x".parse().unwrap()).unwrap().to_string(), "http://h/x");
-    }
-
-    #[test]
-    fn base64_rfc4648_vectors() {
-        let vectors = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, expected) in vectors {
-            assert_eq!(base64(input.as_bytes()), expected);
-        }
-        assert_eq!(base64(&[0xfb, 0xff, 0xbf]), "+/+/");
     }
 
     #[test]

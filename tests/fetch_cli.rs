@@ -469,6 +469,9 @@ fn connection_refused_fails() {
     let run = fetch(&[&format!("http://127.0.0.1:{port}/")]);
     run.assert_failure_one_line();
     assert!(run.elapsed < Duration::from_secs(5), "took {:?}", run.elapsed);
+    // The error and its cause, each once.
+    assert!(run.stderr.starts_with(&format!("fetch: connect error (http://127.0.0.1:{port}/): ")), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("refused").count(), 1, "{}", run.stderr);
 }
 
 #[test]

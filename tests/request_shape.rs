@@ -444,16 +444,7 @@ fn url_with_empty_host_is_a_url_error() {
     });
 }
 
-#[test]
-fn url_with_credentials_is_a_url_error() {
-    run(|| async {
-        let server = echo_ok_server(b"ok");
-        let client = Client::new();
-        let err = client.get(format!("http://user:pw@{}/", server.addr())).send().await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Url, "{err:?}");
-        assert_nothing_sent(&server);
-    });
-}
+// Credentials in the URL are sent as Basic auth: see tests/url_input.rs.
 
 #[test]
 fn port_zero_is_a_url_error() {

@@ -4,10 +4,6 @@
 //!
 //! Each test runs under `common::with_deadline`, so a hang fails instead of
 //! blocking the suite.
-//!
-//! Until the client takes URLs through `url::parse` (the patch in
-//! notes/url_integration.patch, which removes the `#[ignore]`s), these tests
-//! are ignored: `cargo test --test url_input -- --ignored` shows them fail.
 
 mod common;
 
@@ -56,7 +52,6 @@ fn get(url: String) -> String {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn spaces_and_non_ascii_go_out_percent_encoded() {
     let server = ok_server();
     let final_url = get(server.url("/café/a b?q=日本 x&y=\"z\"&it's#frag ment"));
@@ -66,7 +61,6 @@ fn spaces_and_non_ascii_go_out_percent_encoded() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn escapes_are_kept_and_dot_segments_resolved() {
     let server = ok_server();
     get(server.url("/a/./b/../c%2Fd%20e?x=%26"));
@@ -74,7 +68,6 @@ fn escapes_are_kept_and_dot_segments_resolved() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn a_typed_url_is_trimmed_and_normalised() {
     let server = ok_server();
     let typed = format!("  HTTP://LOCALHOST:{}/Path\n", server.addr().port());
@@ -85,7 +78,6 @@ fn a_typed_url_is_trimmed_and_normalised() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn credentials_in_the_url_become_basic_auth() {
     let server = ok_server();
     let url = format!("http://user:p%40ss@{}/x", server.addr());
@@ -98,7 +90,6 @@ fn credentials_in_the_url_become_basic_auth() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn a_user_name_alone_is_sent_with_an_empty_password() {
     let server = ok_server();
     get(format!("http://us%20er@{}/", server.addr()));
@@ -106,7 +97,6 @@ fn a_user_name_alone_is_sent_with_an_empty_password() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn an_authorization_set_by_the_caller_wins_over_the_url() {
     let server = ok_server();
     let url = format!("http://user:p%40ss@{}/", server.addr());
@@ -118,7 +108,6 @@ fn an_authorization_set_by_the_caller_wins_over_the_url() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn uri_values_are_accepted_and_their_credentials_used() {
     let server = ok_server();
     let uri: Uri = format!("http://user:p%40ss@{}/u", server.addr()).parse().unwrap();
@@ -135,7 +124,6 @@ fn uri_values_are_accepted_and_their_credentials_used() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn an_http_request_with_credentials_in_its_uri_gets_basic_auth() {
     let server = ok_server();
     let uri = format!("http://user:p%40ss@{}/h", server.addr());
@@ -147,7 +135,6 @@ fn an_http_request_with_credentials_in_its_uri_gets_basic_auth() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn url_credentials_stay_on_a_same_origin_redirect() {
     let server = answering(|r| match r.target.as_str() {
         "/start" => (302, vec![("Location", "/next".to_owned())]),
@@ -161,7 +148,6 @@ fn url_credentials_stay_on_a_same_origin_redirect() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn url_credentials_are_dropped_on_a_cross_origin_redirect() {
     let other = ok_server();
     let location = other.url("/landing");
@@ -174,7 +160,6 @@ fn url_credentials_are_dropped_on_a_cross_origin_redirect() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn credentials_in_a_location_are_never_used() {
     let server = answering(|r| match r.target.as_str() {
         "/start" => (302, vec![("Location", "/next".to_owned())]),
@@ -190,7 +175,6 @@ fn credentials_in_a_location_are_never_used() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn url_errors_name_what_and_where() {
     let cases = [
         ("http://host:80a/", r#"invalid URL: invalid port "80a" in "http://host:80a/""#),
@@ -232,7 +216,6 @@ fn get_through_connector(server: &Server, url: &'static str) -> smolreq::Result<
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 #[cfg(feature = "idna")]
 fn a_non_ascii_host_goes_out_in_its_punycode_form() {
     let server = ok_server();
@@ -243,7 +226,6 @@ fn a_non_ascii_host_goes_out_in_its_punycode_form() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 #[cfg(not(feature = "idna"))]
 fn a_non_ascii_host_is_an_error_naming_the_idna_feature() {
     let server = ok_server();
@@ -257,7 +239,6 @@ fn a_non_ascii_host_is_an_error_naming_the_idna_feature() {
 }
 
 #[test]
-#[ignore = "needs the client integration of notes/url_integration.patch"]
 fn the_password_is_never_printed() {
     // A server that answers garbage: the request fails after the URL was used.
     let server = Server::start(|conn| {
