@@ -283,7 +283,13 @@ fn set_url(o: &mut Options, url: String) -> Result<(), Fail> {
 fn apply(o: &mut Options, name: &str, value: Option<String>) -> Result<(), Fail> {
     let v = value.unwrap_or_default();
     match name {
-        "user-agent" => o.user_agent = Some(header_value("-A", &v)?.to_str().unwrap_or_default().to_owned()),
+        "user-agent" => {
+            if v.is_empty() {
+                return Err(usage("-A '': smolreq always sends a User-Agent; it cannot be removed"));
+            }
+            header_value("-A", &v)?;
+            o.user_agent = Some(v);
+        }
         "cacert" => o.cacert = Some(v),
         "cert" => o.cert = Some(v),
         "cert-type" => o.cert_type = Some(v),
@@ -612,6 +618,8 @@ fn percent_encode(bytes: &[u8], out: &mut Vec<u8>) {
 fn build_client(o: &Options) -> Result<Client, Fail> {
     let mut builder = Client::builder()
         .redirect(o.location)
+        // curl follows https:// -> http:// redirects (`--proto =https` stops them).
+        .allow_https_downgrade(true)
         .max_redirects(o.max_redirs.unwrap_or(50))
         .user_agent(o.user_agent.clone().unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned()));
     if let Some(wait) = o.connect_timeout {

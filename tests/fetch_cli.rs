@@ -912,6 +912,8 @@ fn header_removing_what_the_library_always_sends_is_refused() {
         let run = fetch(&["-H", header, &server.url("/")]);
         assert_eq!(run.status.code(), Some(2), "{header}: {}", run.stderr);
     }
+    let run = fetch(&["-A", "", &server.url("/")]);
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
     let run = fetch(&["-H", "bad name: x", &server.url("/")]);
     assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
     assert_eq!(server.requests(), 0);
@@ -1045,6 +1047,12 @@ fn upload_from_stdin_is_chunked() {
     assert_eq!(req.method, "PUT");
     assert!(req.chunked, "{}", req.head_str());
     assert_eq!(req.body, b"from stdin");
+    // A body of unknown length gets `Expect: 100-continue`, as with curl.
+    let setup = Setup { stdin: Some(b"again".to_vec()), ..Setup::default() };
+    fetch_with(&["-T", "-", "--expect100-timeout", "0.1", &server.url("/in")], setup).assert_success();
+    let req = &server.received()[1];
+    assert_eq!(req.header("expect"), Some("100-continue"), "{}", req.head_str());
+    assert_eq!(req.body, b"again");
 }
 
 #[test]
@@ -1222,6 +1230,24 @@ fn write_out_after_a_failure_and_unknown_variables() {
     let file = write_file(&dir, "fmt", b"code=%{http_code}");
     let run = fetch(&["-w", &format!("@{file}"), &server.url("/")]);
     assert_eq!(run.stdout_str(), "code=200");
+}
+
+#[test]
+fn short_flags_take_attached_values_and_bundle() {
+    let dir = temp_dir("attached");
+    let file = dir.join("o.txt");
+    let server = answering(200, &[("X-A", "b")], b"body");
+    let out = format!("-o{}", file.to_str().unwrap());
+    fetch(&["-XPATCH", "-da=1", "-HX-B: c", "-iso", file.to_str().unwrap(), &server.url("/")]).assert_success();
+    let req = &server.received()[0];
+    assert_eq!((req.method.as_str(), req.body.as_slice()), ("PATCH", &b"a=1"[..]));
+    assert_eq!(req.header("x-b"), Some("c"));
+    let written = std::fs::read(&file).unwrap();
+    let (lines, body) = split_head(&written);
+    assert_eq!((lines[0].as_str(), body), ("HTTP/1.1 200 OK", &b"body"[..]), "-iso FILE: -i, -s, -o FILE");
+    std::fs::remove_file(&file).unwrap();
+    fetch(&[&out, &server.url("/")]).assert_success();
+    assert_eq!(std::fs::read(&file).unwrap(), b"body");
 }
 
 #[test]
@@ -1424,6 +1450,25 @@ mod tls {
         assert_eq!(run.status.code(), Some(58), "no key: {}", run.stderr);
         let run = fetch(&["-k", "-E", "/nonexistent/cert.pem", &url]);
         assert_eq!(run.status.code(), Some(58), "{}", run.stderr);
+    }
+
+    #[test]
+    fn redirect_to_http_is_followed_unless_proto_forbids_it() {
+        let plain = answering(200, &[], b"plain");
+        let target = plain.url("/p");
+        let ca = Ca::new("fetch-cli downgrade");
+        let server = tls_util::TlsServer::start(localhost(&ca), move |conn| {
+            while conn.read_request().is_some() {
+                conn.respond(302, &[("Location", target.as_str())], b"");
+            }
+        });
+        let run = fetch(&["-k", "-L", &server.url("/")]);
+        run.assert_success();
+        assert_eq!(run.stdout, b"plain", "curl follows https -> http");
+        let run = fetch(&["-k", "-L", "--proto", "=https", &server.url("/")]);
+        run.assert_failure_one_line();
+        assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+        assert_eq!(plain.requests(), 1, "--proto =https sent a plain request");
     }
 
     #[test]
