@@ -1161,6 +1161,14 @@ fn bad_timeout_values_are_usage_errors() {
 }
 
 #[test]
+fn zero_timeouts_mean_none_as_in_curl() {
+    let server = answering(200, &[], b"no deadline");
+    let run = fetch(&["-m", "0", "--connect-timeout", "0", &server.url("/")]);
+    run.assert_success();
+    assert_eq!(run.stdout, b"no deadline");
+}
+
+#[test]
 fn connect_timeout_does_not_limit_a_slow_response() {
     let server = Server::start(|conn| {
         if conn.read_request().is_some() {
