@@ -1064,7 +1064,7 @@ fn upload_of_a_missing_file_exits_26() {
     let dir = temp_dir("upload-dir");
     let run = fetch(&["-T", dir.to_str().unwrap(), &server.url("/")]);
     assert_eq!(run.status.code(), Some(26), "{}", run.stderr);
-    assert_eq!(server.requests(), 0);
+    assert_eq!(server.connections(), 0, "refused before connecting");
 }
 
 #[test]
