@@ -331,7 +331,7 @@ fn apply(o: &mut Options, name: &str, value: Option<String>) -> Result<(), Fail>
         "output" => o.output = Some(v),
         "remote-name" => o.remote_name = true,
         "pass" => o.pass = Some(v),
-        "proto" => o.proto = Some(protocols(&v)?),
+        "proto" => o.proto = Some(protocols(&v)),
         "silent" => o.silent = true,
         "show-error" => o.show_error = true,
         "tlsv1" | "tlsv1.0" => o.tls_min = Some("1.0"),
@@ -381,8 +381,7 @@ fn header_arg(o: &mut Options, arg: &str) -> Result<(), Fail> {
     let header = match &arg[split..split + 1] {
         ":" if value.is_empty() => HeaderArg::Remove(name),
         ":" => HeaderArg::Add(name, header_value("-H", value)?),
-        // `Name;` sends the header with an empty value; `Name; x` is a
-        // header whose value happens to hold a semicolon... only with ':'.
+        // curl's way of sending a header with an empty value: `Name;`.
         _ if value.is_empty() => HeaderArg::Add(name, HeaderValue::from_static("")),
         _ => return Err(usage(format!("-H {arg:?}: expected 'Name: value'"))),
     };
@@ -393,7 +392,7 @@ fn header_arg(o: &mut Options, arg: &str) -> Result<(), Fail> {
 /// `--proto`: whether (http, https) are allowed, from curl's syntax: a
 /// comma-separated list of `+name`, `-name` or `=name`, names being
 /// protocols or `all`, applied left to right from "all allowed".
-fn protocols(spec: &str) -> Result<(bool, bool), Fail> {
+fn protocols(spec: &str) -> (bool, bool) {
     let (mut http, mut https) = (true, true);
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (op, name) = match item.as_bytes()[0] {
@@ -411,7 +410,7 @@ fn protocols(spec: &str) -> Result<(bool, bool), Fail> {
             _ => {} // other protocols: nothing fetch could use anyway
         }
     }
-    Ok((http, https))
+    (http, https)
 }
 
 fn read_file(path: &str) -> io::Result<Vec<u8>> {
@@ -507,7 +506,10 @@ fn plan(o: &Options) -> Result<Plan, Fail> {
             std::fs::metadata(&path)
                 .and_then(|m| if m.is_file() { Ok(()) } else { Err(io::Error::other("not a regular file")) })
                 .map_err(|e| fail(26, format!("-T {file}: {e}")))?;
-            // curl: a URL ending in '/' gets the file's name appended.
+            // curl: a URL without a file part gets the file's name.
+            if !url[scheme.len() + 3..].contains('/') {
+                url.push('/');
+            }
             if url.ends_with('/') {
                 url.push_str(&path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
             }
@@ -585,7 +587,7 @@ fn join_data(parts: &[Data]) -> Result<Vec<u8>, Fail> {
             Data::Raw(s) => out.extend_from_slice(s.as_bytes()),
             Data::UrlEncode(s) => {
                 let (name, content) = match s.find(['=', '@']) {
-                    Some(i) if s.as_bytes()[i] == b'=' => (&s[..i], s[i + 1..].as_bytes().to_vec()),
+                    Some(i) if s.as_bytes()[i] == b'=' => (&s[..i], s.as_bytes()[i + 1..].to_vec()),
                     Some(i) => (&s[..i], file(&s[i + 1..])?),
                     None => ("", s.as_bytes().to_vec()),
                 };
@@ -829,7 +831,7 @@ fn write_out(format: &str, r: &Report, silent: bool) -> io::Result<()> {
                 rest = &rest[2..];
             }
             None => {
-                buf.extend_from_slice(rest[..c.len_utf8()].as_bytes());
+                buf.extend_from_slice(&rest.as_bytes()[..c.len_utf8()]);
                 rest = &rest[c.len_utf8()..];
             }
         }

@@ -1033,9 +1033,11 @@ fn upload_file_puts_the_file_with_its_length() {
     // A URL ending in '/' gets the file's name, as with curl.
     fetch(&["--upload-file", &file, &server.url("/files/")]).assert_success();
     assert_eq!(server.received()[1].target, "/files/up.bin");
+    fetch(&["-T", &file, &format!("http://{}", server.addr())]).assert_success();
+    assert_eq!(server.received()[2].target, "/up.bin", "no path: the file's name");
     // -X changes the method.
     fetch(&["-T", &file, "-X", "POST", &server.url("/p")]).assert_success();
-    assert_eq!(server.received()[2].method, "POST");
+    assert_eq!(server.received()[3].method, "POST");
 }
 
 #[test]
