@@ -309,8 +309,13 @@ fn apply(o: &mut Options, name: &str, value: Option<String>) -> Result<(), Fail>
         "expect100-timeout" => {
             o.expect100_timeout = Some(seconds("--expect100-timeout", &v)?.unwrap_or(Duration::ZERO));
         }
-        "fail" => o.fail = FailMode::Fail,
-        "fail-with-body" => o.fail = FailMode::WithBody,
+        "fail" | "fail-with-body" => {
+            let mode = if name == "fail" { FailMode::Fail } else { FailMode::WithBody };
+            if o.fail != FailMode::Off && o.fail != mode {
+                return Err(usage("You must select either --fail or --fail-with-body, not both."));
+            }
+            o.fail = mode;
+        }
         "get" => o.get = true,
         "header" => header_arg(o, &v)?,
         "help" => o.help = true,

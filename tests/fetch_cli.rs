@@ -727,6 +727,9 @@ fn fail_with_body_prints_the_body_and_exits_22() {
     run.assert_failure_one_line();
     assert_eq!(run.status.code(), Some(22));
     assert_eq!(run.stdout, b"oops");
+    let run = fetch(&["-f", "--fail-with-body", &server.url("/")]);
+    assert_eq!(run.status.code(), Some(2), "curl refuses both: {}", run.stderr);
+    assert_eq!(server.requests(), 1);
 }
 
 #[test]
