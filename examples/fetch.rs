@@ -977,9 +977,10 @@ async fn transfer(
         Body::File(path) => {
             let file = File::open(path).map_err(|e| fail(26, format!("-T {}: {e}", path.display())))?;
             let len = file.metadata().map_err(|e| fail(26, format!("-T {}: {e}", path.display())))?.len();
-            request.body_reader(smol::Unblock::new(file), Some(len))
+            // A 64 KiB pipe from the reading thread (Unblock's default is 8 MiB).
+            request.body_reader(smol::Unblock::with_capacity(64 * 1024, file), Some(len))
         }
-        Body::Stdin => request.body_reader(smol::Unblock::new(io::stdin()), None),
+        Body::Stdin => request.body_reader(smol::Unblock::with_capacity(64 * 1024, io::stdin()), None),
     };
     if o.verbose {
         let ua = o.user_agent.as_deref().unwrap_or(DEFAULT_USER_AGENT);
