@@ -461,7 +461,7 @@ impl ClientBuilder {
             self.config.tls = self.tls.into_connector()?;
         }
         if self.proxy_from_env {
-            self.config.proxies = Proxy::from_env_with(|name| std::env::var(name).ok());
+            self.config.proxies = Proxy::from_env();
         }
         Ok(Client::from_parts(self.config, Pool::new(self.pool)))
     }

@@ -195,6 +195,26 @@ impl Proxy {
         (takes && !bypass).then_some(&self.addr)
     }
 
+    /// The proxies the environment asks for, in the order they apply: what
+    /// a client uses when no proxy is set (see
+    /// [`ClientBuilder::no_proxy`](crate::ClientBuilder::no_proxy) for the
+    /// rules). For a program that adjusts them, such as one replacing the
+    /// `no_proxy` list with its own:
+    ///
+    /// ```
+    /// use smolreq::{Client, NoProxy, Proxy};
+    ///
+    /// let mut builder = Client::builder().no_proxy();
+    /// for proxy in Proxy::from_env() {
+    ///     builder = builder.proxy(proxy.no_proxy(NoProxy::from_string("internal.example")));
+    /// }
+    /// let client = builder.build()?;
+    /// # Ok::<(), smolreq::Error>(())
+    /// ```
+    pub fn from_env() -> Vec<Proxy> {
+        Proxy::from_env_with(|name| std::env::var(name).ok())
+    }
+
     /// The proxies the environment asks for, read through `var` (so tests
     /// need not touch the process environment), in the order they apply.
     pub(crate) fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Vec<Proxy> {
