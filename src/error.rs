@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
-use http::Uri;
+use http::{StatusCode, Uri};
 
 use crate::proto::ProtoError;
 
@@ -35,6 +35,14 @@ pub enum ErrorKind {
     /// [`ClientBuilder::build`](crate::ClientBuilder::build) refused a
     /// setting; the message names it.
     Builder,
+    /// The server answered with an error status (4xx or 5xx), turned into
+    /// an error by [`Response::error_for_status`](crate::Response::error_for_status);
+    /// [`Error::status`] tells which.
+    Status,
+    /// The response body could not be decoded into the type asked for
+    /// (`Response::json`); the source is the decoder's error, with the
+    /// line and column.
+    Decode,
 }
 
 impl fmt::Display for ErrorKind {
@@ -50,6 +58,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Body => "body error",
             ErrorKind::Request => "invalid request",
             ErrorKind::Builder => "invalid client setting",
+            ErrorKind::Status => "HTTP status error",
+            ErrorKind::Decode => "decode error",
         })
     }
 }
@@ -74,15 +84,17 @@ struct Inner {
     message: Option<&'static str>,
     url: Option<Uri>,
     source: Option<Box<dyn StdError + Send + Sync>>,
+    /// The status of an [`ErrorKind::Status`] error.
+    status: Option<StatusCode>,
 }
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: &'static str) -> Error {
-        Error { inner: Box::new(Inner { kind, message: Some(message), url: None, source: None }) }
+        Error { inner: Box::new(Inner { kind, message: Some(message), url: None, source: None, status: None }) }
     }
 
     pub(crate) fn with_source(kind: ErrorKind, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Error {
-        Error { inner: Box::new(Inner { kind, message: None, url: None, source: Some(source.into()) }) }
+        Error { inner: Box::new(Inner { kind, message: None, url: None, source: Some(source.into()), status: None }) }
     }
 
     pub(crate) fn io(err: io::Error) -> Error {
@@ -107,6 +119,50 @@ impl Error {
             self.inner.url = Some(url.clone());
         }
         self
+    }
+
+    /// An [`ErrorKind::Status`] error for a response with `status` from `url`.
+    pub(crate) fn status_error(status: StatusCode, url: &Uri) -> Error {
+        let message = if status.is_client_error() {
+            "client error status"
+        } else if status.is_server_error() {
+            "server error status"
+        } else {
+            "error status"
+        };
+        let mut err = Error::new(ErrorKind::Status, message).with_url(url);
+        err.inner.status = Some(status);
+        err
+    }
+
+    /// The status code of an [`ErrorKind::Status`] error (from
+    /// [`Response::error_for_status`](crate::Response::error_for_status));
+    /// `None` for every other error.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/missing", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let mut buf = [0u8; 1024];
+    /// #     let _ = s.read(&mut buf);
+    /// #     s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let err = smolreq::Client::new().get(&url).send().await?.error_for_status().unwrap_err();
+    /// assert!(err.is_status());
+    /// assert_eq!(err.status(), Some(smolreq::StatusCode::NOT_FOUND));
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// True if this error is an [`ErrorKind::Status`] error.
+    pub fn is_status(&self) -> bool {
+        self.inner.kind == ErrorKind::Status
     }
 
     /// The class of this error.
@@ -165,6 +221,9 @@ impl fmt::Debug for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.inner.kind)?;
+        if let Some(status) = self.inner.status {
+            write!(f, " {status}")?;
+        }
         if let Some(message) = self.inner.message {
             write!(f, ": {message}")?;
         }

@@ -56,7 +56,7 @@ pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use pool::PoolStats;
 pub use request::RequestBuilder;
-pub use response::{Body, Response};
+pub use response::{Body, BytesStream, Response};
 #[cfg(feature = "native-tls")]
 pub use tls::{Certificate, Identity, TlsVersion};
 pub use transport::{Destination, Io};
