@@ -389,8 +389,9 @@ impl ClientBuilder {
     ///
     /// A body longer than this is an [`ErrorKind::Body`] error saying
     /// "response body larger than max_body_size", and its connection is
-    /// closed; a Content-Length above the bound fails before any byte of
-    /// the body is read. The bound counts decoded body bytes (chunked
+    /// closed (reading stops one byte past the bound; only a body whose end
+    /// was read with that byte keeps its connection); a Content-Length
+    /// above the bound fails before any byte of the body is read. The bound counts decoded body bytes (chunked
     /// framing removed). Reading the body as an `AsyncRead`, with
     /// [`Response::chunk`](crate::Response::chunk) or
     /// [`bytes_stream`](crate::Response::bytes_stream) is not bounded by
