@@ -449,7 +449,10 @@ impl Conn {
     }
 
     /// Appends body bytes to `out` according to `decoder`, without zeroing
-    /// anything first. `Ok(0)` means the body is complete.
+    /// anything first. `Ok(0)` means the body is complete. (The fuzz
+    /// targets use it; the library reads with a bound, through
+    /// [`poll_body_append_max`](Self::poll_body_append_max).)
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub(crate) fn poll_body_append(
         &mut self,
         cx: &mut Context<'_>,
@@ -484,6 +487,16 @@ impl Conn {
         out: &mut Vec<u8>,
     ) -> Poll<Result<usize>> {
         self.poll_body_into(cx, decoder, &mut Piece { out })
+    }
+
+    /// The decoded length of the rest of a chunked body whose end is
+    /// already buffered; `None` when its end has not arrived (or its
+    /// framing is broken: the read that gets there reports it).
+    pub(crate) fn buffered_chunked_len(&self, decoder: &BodyDecoder) -> Option<usize> {
+        let BodyDecoder::Chunked(chunked) = decoder else { return None };
+        let mut probe = chunked.clone();
+        let (_, len) = probe.skim(self.unread()).ok()?;
+        probe.is_done().then_some(len)
     }
 
     /// Bytes received and not yet taken by the current response: an upper

@@ -579,10 +579,16 @@ impl Body {
             self.max_body.map_or(usize::MAX, |max| usize::try_from(max).map_or(usize::MAX, |m| m.saturating_add(1)));
         // Without a length, what the connection already holds bounds the
         // decoded bytes that are here; beyond it the vector doubles.
-        let buffered = self.lease.as_mut().map_or(0, |lease| lease.conn().buffered());
-        let capacity = match hint {
-            Some(n) => usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(0),
-            None => buffered.max(1024),
+        let (buffered, exact) = match self.lease.as_mut() {
+            Some(lease) => (lease.conn().buffered(), lease.conn().buffered_chunked_len(&self.decoder)),
+            None => (0, None),
+        };
+        // A chunked body whose end is here is measured first: a vector of
+        // its exact size becomes `Bytes` without another allocation.
+        let capacity = match (hint, exact) {
+            (Some(n), _) => usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(0),
+            (None, Some(len)) => len.min(limit),
+            (None, None) => buffered.max(1024),
         };
         let mut out = Vec::with_capacity(capacity);
         // Appends straight into spare capacity: nothing is zeroed first.

@@ -196,6 +196,15 @@ impl ChunkedDecoder {
         Ok(consumed)
     }
 
+    /// Decodes `input` without keeping the chunk data: (bytes of input
+    /// consumed, bytes of chunk data seen). Run on a clone, it measures a
+    /// body that is already buffered, so its buffer can be sized exactly.
+    pub(crate) fn skim(&mut self, input: &[u8]) -> Result<(usize, usize), ProtoError> {
+        let mut seen = 0;
+        let consumed = self.decode_with(input, usize::MAX, |data| seen += data.len())?;
+        Ok((consumed, seen))
+    }
+
     /// Bytes of chunk data still due in the current chunk, when the next
     /// input byte is chunk data; `None` while reading framing.
     pub(crate) fn data_left(&self) -> Option<u64> {
