@@ -527,6 +527,18 @@ mod tests {
     }
 
     #[test]
+    fn skim_measures_a_buffered_body_without_keeping_it() {
+        let input = b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-A: 1\r\n\r\n";
+        let mut probe = decoder();
+        assert_eq!(probe.skim(input).unwrap(), (input.len(), 11));
+        assert!(probe.is_done());
+        let mut probe = decoder();
+        assert_eq!(probe.skim(&input[..15]).unwrap(), (15, 7));
+        assert!(!probe.is_done());
+        assert_eq!(decoder().skim(b"5\r\nhello\r\nzz").unwrap_err(), ProtoError::InvalidChunkSize);
+    }
+
+    #[test]
     fn empty_body() {
         assert_eq!(body_of(b"0\r\n\r\n"), b"");
         assert_eq!(body_of(LAST_CHUNK), b"");
