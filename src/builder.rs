@@ -4,12 +4,13 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use http::header::HeaderValue;
+use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::{Pool, PoolConfig};
 use crate::proto::Limits;
+use crate::request::replace_headers;
 #[cfg(feature = "native-tls")]
 use crate::tls::{Certificate, Identity, TlsConnector, TlsOptions, TlsVersion};
 use crate::transport::{Connector, Destination, Io};
@@ -35,6 +36,8 @@ pub(crate) struct Config {
     #[cfg(feature = "native-tls")]
     pub(crate) tls: TlsConnector,
     pub(crate) expect_continue_timeout: Duration,
+    /// Sent with every request that does not set the same name.
+    pub(crate) default_headers: HeaderMap,
     pub(crate) max_body_size: Option<u64>,
 }
 
@@ -87,6 +90,7 @@ impl ClientBuilder {
                 #[cfg(feature = "native-tls")]
                 tls: TlsConnector::Default,
                 expect_continue_timeout: Duration::from_secs(1),
+                default_headers: HeaderMap::new(),
                 max_body_size: Some(DEFAULT_MAX_BODY_SIZE),
             },
             pool: PoolConfig { max_per_host: 32, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) },
@@ -336,11 +340,44 @@ impl ClientBuilder {
         self
     }
 
+    /// Headers sent with every request (default none). A request that sets
+    /// a field of the same name, with [`RequestBuilder::header`] or
+    /// [`RequestBuilder::headers`], sends its own values instead of the
+    /// default ones; other names are added. Calling this again replaces the
+    /// values of the names it carries and keeps the others.
+    ///
+    /// They are sent like the request's own fields: an `Authorization`
+    /// default is dropped on a redirect to another origin. Values of
+    /// `Authorization`, `Proxy-Authorization` and `Cookie` are marked
+    /// sensitive, so the client's `Debug` does not print them. A
+    /// `Content-Length` or `Transfer-Encoding` default would frame every
+    /// body wrongly: [`build`](Self::build) refuses it with
+    /// [`ErrorKind::Builder`].
+    ///
+    /// [`RequestBuilder::header`]: crate::RequestBuilder::header
+    /// [`RequestBuilder::headers`]: crate::RequestBuilder::headers
+    ///
+    /// ```
+    /// use smolreq::{HeaderMap, HeaderValue};
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("accept", HeaderValue::from_static("application/json"));
+    /// headers.insert("x-api-version", HeaderValue::from_static("2"));
+    /// let client = smolreq::Client::builder().default_headers(headers).build()?;
+    /// // Sends `accept: text/html` (not also the default) and `x-api-version: 2`.
+    /// let request = client.get("http://127.0.0.1/").header("accept", "text/html");
+    /// # let _ = request;
+    /// # Ok::<(), smolreq::Error>(())
+    /// ```
+    pub fn default_headers(mut self, headers: HeaderMap) -> Self {
+        replace_headers(&mut self.config.default_headers, headers);
+        self
+    }
+
     /// Builds the client. Fails with [`ErrorKind::Builder`], naming the
     /// setting, if a limit is too small to read any response (a zero
     /// connection cap, fewer than 16 bytes of head, no header field, a
-    /// chunk-size line under 3 bytes) or the User-Agent is not a valid
-    /// header value; with [`ErrorKind::Tls`] if the TLS library rejects the
+    /// chunk-size line under 3 bytes), the User-Agent is not a valid
+    /// header value, or a default header sets the body's framing; with [`ErrorKind::Tls`] if the TLS library rejects the
     /// TLS settings.
     ///
     /// Every other value is accepted, however large: a timeout too long to
@@ -375,6 +412,12 @@ impl ClientBuilder {
         }
         if HeaderValue::from_str(&self.config.user_agent).is_err() {
             return invalid("user_agent is not a valid header value");
+        }
+        let defaults = &self.config.default_headers;
+        if defaults.contains_key(header::CONTENT_LENGTH) || defaults.contains_key(header::TRANSFER_ENCODING) {
+            return invalid(
+                "default_headers must not set Content-Length or Transfer-Encoding (smolreq frames each body)",
+            );
         }
         #[cfg(feature = "native-tls")]
         {

@@ -1,6 +1,7 @@
 //! [`Client`], its builder, and the send loop: redirects, the safe retry,
 //! deadlines.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -75,17 +76,17 @@ impl Client {
     }
 
     /// Starts a request with any method.
-    pub fn request<U>(&self, method: Method, url: U) -> RequestBuilder<'_>
+    pub fn request<U>(&self, method: Method, url: U) -> RequestBuilder
     where
         Uri: TryFrom<U>,
         <Uri as TryFrom<U>>::Error: Into<http::Error>,
     {
         let url = Uri::try_from(url).map_err(|e| Error::with_source(ErrorKind::Url, e.into()));
-        RequestBuilder::new(self, method, url)
+        RequestBuilder::new(self.clone(), method, url)
     }
 
     /// Starts a GET request.
-    pub fn get<U>(&self, url: U) -> RequestBuilder<'_>
+    pub fn get<U>(&self, url: U) -> RequestBuilder
     where
         Uri: TryFrom<U>,
         <Uri as TryFrom<U>>::Error: Into<http::Error>,
@@ -94,7 +95,7 @@ impl Client {
     }
 
     /// Starts a POST request.
-    pub fn post<U>(&self, url: U) -> RequestBuilder<'_>
+    pub fn post<U>(&self, url: U) -> RequestBuilder
     where
         Uri: TryFrom<U>,
         <Uri as TryFrom<U>>::Error: Into<http::Error>,
@@ -103,7 +104,7 @@ impl Client {
     }
 
     /// Starts a PUT request.
-    pub fn put<U>(&self, url: U) -> RequestBuilder<'_>
+    pub fn put<U>(&self, url: U) -> RequestBuilder
     where
         Uri: TryFrom<U>,
         <Uri as TryFrom<U>>::Error: Into<http::Error>,
@@ -112,7 +113,7 @@ impl Client {
     }
 
     /// Starts a DELETE request.
-    pub fn delete<U>(&self, url: U) -> RequestBuilder<'_>
+    pub fn delete<U>(&self, url: U) -> RequestBuilder
     where
         Uri: TryFrom<U>,
         <Uri as TryFrom<U>>::Error: Into<http::Error>,
@@ -121,7 +122,7 @@ impl Client {
     }
 
     /// Starts a HEAD request.
-    pub fn head<U>(&self, url: U) -> RequestBuilder<'_>
+    pub fn head<U>(&self, url: U) -> RequestBuilder
     where
         Uri: TryFrom<U>,
         <Uri as TryFrom<U>>::Error: Into<http::Error>,
@@ -130,7 +131,7 @@ impl Client {
     }
 
     /// Starts a PATCH request.
-    pub fn patch<U>(&self, url: U) -> RequestBuilder<'_>
+    pub fn patch<U>(&self, url: U) -> RequestBuilder
     where
         Uri: TryFrom<U>,
         <Uri as TryFrom<U>>::Error: Into<http::Error>,
@@ -139,30 +140,36 @@ impl Client {
     }
 
     /// Sends an `http::Request`, for code written against the `http` crate.
-    pub async fn execute<B: Into<bytes::Bytes>>(&self, request: http::Request<B>) -> Result<Response> {
+    /// Its headers are set as [`RequestBuilder::headers`] sets them. Like
+    /// [`RequestBuilder::send`], the future owns what it needs
+    /// (`'static + Send`).
+    pub fn execute<B: Into<bytes::Bytes>>(
+        &self,
+        request: http::Request<B>,
+    ) -> impl Future<Output = Result<Response>> + Send + 'static {
         let (parts, body) = request.into_parts();
         let body: bytes::Bytes = body.into();
-        let mut builder = RequestBuilder::new(self, parts.method, Ok(parts.uri)).headers(parts.headers);
+        let mut builder = RequestBuilder::new(self.clone(), parts.method, Ok(parts.uri)).headers(parts.headers);
         if !body.is_empty() {
             builder = builder.body(body);
         }
-        builder.send().await
+        builder.send()
     }
 
     /// Runs a request: the redirect loop around [`Client::send_once`].
-    pub(crate) async fn execute_builder(&self, request: RequestBuilder<'_>) -> Result<Response> {
-        let config = &self.inner.config;
-        let timeout = request.timeout.or(config.timeout);
+    pub(crate) async fn execute_builder(request: RequestBuilder) -> Result<Response> {
+        let RequestBuilder { client, mut method, url, mut headers, mut body, timeout, error } = request;
+        let config = &client.inner.config;
+        let timeout = timeout.or(config.timeout);
         let deadline = timeout.and_then(deadline_after);
-        let RequestBuilder { method, url, headers, body, error, .. } = request;
         let mut url = url?;
         if let Some(err) = error {
             return Err(err.with_url(&url));
         }
-        let (mut method, mut headers, mut body) = (method, headers, body);
+        add_default_headers(&mut headers, &config.default_headers);
         let mut redirects = 0;
         loop {
-            let response = with_deadline(deadline, self.send_once(&method, &url, &headers, &mut body, deadline))
+            let response = with_deadline(deadline, client.send_once(&method, &url, &headers, &mut body, deadline))
                 .await
                 .map_err(|e| e.with_url(&url))?;
             let status = response.status();
@@ -300,6 +307,18 @@ impl Client {
                     }
                     return Err(err);
                 }
+            }
+        }
+    }
+}
+
+/// Adds each default header whose name the request does not set, with all
+/// its values: a request's own field of that name replaces the default.
+fn add_default_headers(headers: &mut HeaderMap, defaults: &HeaderMap) {
+    for name in defaults.keys() {
+        if !headers.contains_key(name) {
+            for value in defaults.get_all(name) {
+                headers.append(name.clone(), value.clone());
             }
         }
     }
@@ -535,7 +554,7 @@ mod tests {
 
     /// Sends the request `build` makes over a [`Capture`]; returns the
     /// outcome and the bytes written.
-    fn send_captured(build: impl for<'c> FnOnce(&'c Client) -> RequestBuilder<'c>) -> (Result<()>, Vec<u8>) {
+    fn send_captured(build: impl FnOnce(&Client) -> RequestBuilder) -> (Result<()>, Vec<u8>) {
         let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let capture = written.clone();
         let client = Client::builder()

@@ -22,6 +22,14 @@
 //! # Ok::<(), smolreq::Error>(()) });
 //! ```
 //!
+//! A [`RequestBuilder`] and the future of its `send` own a clone of their
+//! client, so a request can be spawned as it is:
+//! `smol::spawn(client.get(url).send())`.
+//!
+//! Cargo features: `native-tls` (on by default) for `https://`; `json`
+//! for `RequestBuilder::json`; `form` for `RequestBuilder::form` and a
+//! `RequestBuilder::query` that takes any `serde::Serialize` value.
+//!
 //! What a hostile server can do is bounded: response head size, header
 //! count, chunk-size line and trailer size are limited (see
 //! [`ClientBuilder`]), framing follows RFC 9112 strictly, and a request is
@@ -30,6 +38,7 @@
 //! failed before any response byte arrived).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
 mod builder;

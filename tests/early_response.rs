@@ -126,7 +126,7 @@ fn early_server(after: After) -> EarlyServer {
     EarlyServer { server, puts, release, peer_closed }
 }
 
-fn with_body(req: RequestBuilder<'_>, kind: BodyKind) -> RequestBuilder<'_> {
+fn with_body(req: RequestBuilder, kind: BodyKind) -> RequestBuilder {
     let body = vec![b'x'; BODY_LEN];
     match kind {
         BodyKind::Bytes => req.body(body),

@@ -26,7 +26,7 @@ fn run<Fut: Future<Output = ()>>(f: impl FnOnce() -> Fut + Send + 'static) {
 
 /// Sends `request`, checks the 200 "ok" answer of [`echo_ok_server`], and
 /// returns the single request the server received.
-async fn roundtrip(server: &Server, request: smolreq::RequestBuilder<'_>) -> Request {
+async fn roundtrip(server: &Server, request: smolreq::RequestBuilder) -> Request {
     let resp = request.send().await.unwrap_or_else(|e| panic!("send: {e:?}"));
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);

@@ -75,7 +75,7 @@ fn public_types_are_send_and_sync() {
     // `RequestBuilder` is `Send` but not `Sync` yet: its body reader is a
     // `Box<dyn AsyncRead + Send>` (src/request.rs).
     fn builder_is_send<T: Send>() {}
-    builder_is_send::<smolreq::RequestBuilder<'static>>();
+    builder_is_send::<smolreq::RequestBuilder>();
 }
 
 /// A spawned task may hold `&Response` across an `.await`: the future is

@@ -117,7 +117,7 @@ where
     })
 }
 
-async fn send_text(builder: smolreq::RequestBuilder<'_>) -> smolreq::Result<String> {
+async fn send_text(builder: smolreq::RequestBuilder) -> smolreq::Result<String> {
     builder.send().await?.text().await
 }
 
