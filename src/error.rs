@@ -211,6 +211,9 @@ impl fmt::Debug for Error {
         if let Some(url) = &self.inner.url {
             d.field("url", url);
         }
+        if let Some(status) = self.inner.status {
+            d.field("status", &status);
+        }
         if let Some(source) = &self.inner.source {
             d.field("source", source);
         }

@@ -134,6 +134,7 @@ fn error_for_status_on_a_404_keeps_the_connection() {
         assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
         assert_eq!(err.url().map(|u| u.path()), Some("/missing"));
         assert!(err.to_string().contains("404"), "{err}");
+        assert!(format!("{err:?}").contains("404"), "{err:?}");
         // The error page was dropped with the response; its body had
         // arrived, so the drain on drop gave the connection back.
         let s = client.pool_stats();
