@@ -10,6 +10,7 @@ use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::{Pool, PoolConfig};
 use crate::proto::Limits;
+use crate::proxy::Proxy;
 use crate::request::replace_headers;
 #[cfg(feature = "native-tls")]
 use crate::tls::{Certificate, Identity, TlsConnector, TlsOptions, TlsVersion};
@@ -38,6 +39,8 @@ pub(crate) struct Config {
     pub(crate) expect_continue_timeout: Duration,
     /// Sent with every request that does not set the same name.
     pub(crate) default_headers: HeaderMap,
+    /// Proxies in the order they apply (the first that takes a request).
+    pub(crate) proxies: Vec<Proxy>,
     pub(crate) max_body_size: Option<u64>,
 }
 
@@ -62,6 +65,8 @@ pub struct ClientBuilder {
     pool: PoolConfig,
     #[cfg(feature = "native-tls")]
     tls: TlsOptions,
+    /// Whether `build` reads the proxy variables of the environment.
+    proxy_from_env: bool,
 }
 
 impl Default for ClientBuilder {
@@ -91,11 +96,13 @@ impl ClientBuilder {
                 tls: TlsConnector::Default,
                 expect_continue_timeout: Duration::from_secs(1),
                 default_headers: HeaderMap::new(),
+                proxies: Vec::new(),
                 max_body_size: Some(DEFAULT_MAX_BODY_SIZE),
             },
             pool: PoolConfig { max_per_host: 32, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) },
             #[cfg(feature = "native-tls")]
             tls: TlsOptions::default(),
+            proxy_from_env: true,
         }
     }
 
@@ -373,6 +380,39 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends requests through `proxy` when it takes them (see [`Proxy`]);
+    /// several may be added, and the first that takes a request wins.
+    /// Adding a proxy turns off the proxies of the environment, as in
+    /// reqwest: the client then uses exactly the proxies it was given.
+    ///
+    /// ```
+    /// let client = smolreq::Client::builder()
+    ///     .proxy(smolreq::Proxy::all("http://127.0.0.1:3128")?)
+    ///     .build()?;
+    /// # Ok::<(), smolreq::Error>(())
+    /// ```
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.config.proxies.push(proxy);
+        self.proxy_from_env = false;
+        self
+    }
+
+    /// Uses no proxy: neither those added with [`proxy`](Self::proxy) nor
+    /// those of the environment.
+    ///
+    /// By default a client reads, once in [`build`](Self::build),
+    /// `http_proxy`, `https_proxy`, `all_proxy` and `no_proxy` (each also
+    /// in upper case, the lower case form first), as curl does, except
+    /// `HTTP_PROXY` when `REQUEST_METHOD` is set (a CGI program, where a
+    /// client's `Proxy:` header becomes `HTTP_PROXY`: httpoxy). A value
+    /// without a scheme means `http://`; a value that is not a valid proxy
+    /// URL is ignored. See [`NoProxy`](crate::NoProxy) for the `no_proxy` forms.
+    pub fn no_proxy(mut self) -> Self {
+        self.config.proxies.clear();
+        self.proxy_from_env = false;
+        self
+    }
+
     /// Builds the client. Fails with [`ErrorKind::Builder`], naming the
     /// setting, if a limit is too small to read any response (a zero
     /// connection cap, fewer than 16 bytes of head, no header field, a
@@ -394,7 +434,6 @@ impl ClientBuilder {
     /// A client with TLS settings of its own builds its TLS connector here,
     /// once; clients with the default settings share one, built on the
     /// first `https://` connection of the process.
-    #[cfg_attr(not(feature = "native-tls"), allow(unused_mut))]
     pub fn build(mut self) -> Result<Client> {
         let invalid = |what| Err(Error::new(ErrorKind::Builder, what));
         if self.pool.max_per_host == 0 {
@@ -422,6 +461,9 @@ impl ClientBuilder {
         #[cfg(feature = "native-tls")]
         {
             self.config.tls = self.tls.into_connector()?;
+        }
+        if self.proxy_from_env {
+            self.config.proxies = Proxy::from_env_with(|name| std::env::var(name).ok());
         }
         Ok(Client::from_parts(self.config, Pool::new(self.pool)))
     }

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::pool::{OriginRef, Pool, PoolStats};
 use crate::proto::framing::{connection_has, keep_alive_timeout, plan_body};
 use crate::proto::head::{RequestFraming, RequestHead, encode_request_head};
+use crate::proxy;
 use crate::request::{RequestBody, RequestBuilder};
 use crate::response::{Body, Response};
 use crate::transport::Destination;
@@ -251,7 +252,22 @@ impl Client {
         }
         let framing = request_framing(method, headers, body)?;
         let expect_continue = upload::continue_wait(headers, framing, config.expect_continue_timeout);
-        let origin = OriginRef { tls: target.tls, host: target.host, port: target.port };
+        // The route: direct, or through the first proxy that takes the URL.
+        // Connections are pooled per route and proxy credentials, so two
+        // routes never share a connection.
+        let proxy = proxy::choose(&config.proxies, target.tls, target.host, target.port);
+        let forward = proxy.is_some_and(|p| !target.tls && p.forwards_http());
+        let proxy_auth = proxy
+            .filter(|p| p.forwards_http())
+            .and_then(|p| p.authorization.as_ref().or_else(|| headers.get(header::PROXY_AUTHORIZATION)));
+        let absolute_target;
+        let request_target = if forward {
+            absolute_target = format!("http://{}{}", target.host_header, target.path_and_query);
+            absolute_target.as_str()
+        } else {
+            target.path_and_query
+        };
+        let origin = OriginRef { tls: target.tls, host: target.host, port: target.port, proxy, proxy_auth };
         let mut fresh = false;
         loop {
             let dial_deadline = earliest(deadline, config.connect_timeout.and_then(deadline_after));
@@ -263,16 +279,18 @@ impl Client {
                     // Boxed: dialing (and the TLS handshake) is a large
                     // state machine needed once per connection, not per
                     // request, so it should not size every request future.
-                    Box::pin(transport::connect(config, dest, dial_deadline))
+                    Box::pin(transport::connect(config, dest, proxy.map(|p| (p, proxy_auth)), dial_deadline))
                 })
                 .await?;
             let head = RequestHead {
                 method,
-                target: target.path_and_query,
+                target: request_target,
                 host: target.host_header,
                 headers,
                 user_agent: &config.user_agent,
                 framing,
+                to_proxy: forward,
+                proxy_authorization: if forward { proxy.and_then(|p| p.authorization.as_ref()) } else { None },
             };
             let conn = lease.conn();
             conn.begin_exchange();

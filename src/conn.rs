@@ -41,7 +41,7 @@ const MAX_READ: usize = 128 * 1024;
 
 /// At most this many interim (1xx) responses are skipped before one final
 /// response; a server that sends more is broken or hostile.
-const MAX_INTERIM_RESPONSES: usize = 32;
+pub(crate) const MAX_INTERIM_RESPONSES: usize = 32;
 
 /// A connection to one origin.
 #[derive(Debug)]

@@ -35,6 +35,10 @@ pub enum ErrorKind {
     /// [`ClientBuilder::build`](crate::ClientBuilder::build) refused a
     /// setting; the message names it.
     Builder,
+    /// The proxy could not be reached, refused the tunnel (see
+    /// [`Error::status`]) or answered invalidly; [`Error::url`] is the
+    /// proxy's URL, without its credentials.
+    Proxy,
     /// The server answered with an error status (4xx or 5xx), turned into
     /// an error by [`Response::error_for_status`](crate::Response::error_for_status);
     /// [`Error::status`] tells which.
@@ -58,6 +62,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Body => "body error",
             ErrorKind::Request => "invalid request",
             ErrorKind::Builder => "invalid client setting",
+            ErrorKind::Proxy => "proxy error",
             ErrorKind::Status => "HTTP status error",
             ErrorKind::Decode => "decode error",
         })
@@ -83,18 +88,17 @@ struct Inner {
     kind: ErrorKind,
     message: Option<&'static str>,
     url: Option<Uri>,
-    source: Option<Box<dyn StdError + Send + Sync>>,
-    /// The status of an [`ErrorKind::Status`] error.
     status: Option<StatusCode>,
+    source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: &'static str) -> Error {
-        Error { inner: Box::new(Inner { kind, message: Some(message), url: None, source: None, status: None }) }
+        Error { inner: Box::new(Inner { kind, message: Some(message), url: None, status: None, source: None }) }
     }
 
     pub(crate) fn with_source(kind: ErrorKind, source: impl Into<Box<dyn StdError + Send + Sync>>) -> Error {
-        Error { inner: Box::new(Inner { kind, message: None, url: None, source: Some(source.into()), status: None }) }
+        Error { inner: Box::new(Inner { kind, message: None, url: None, status: None, source: Some(source.into()) }) }
     }
 
     pub(crate) fn io(err: io::Error) -> Error {
@@ -108,6 +112,18 @@ impl Error {
         }
         let kind = if err.kind() == io::ErrorKind::TimedOut { ErrorKind::Timeout } else { ErrorKind::Io };
         Error::with_source(kind, err)
+    }
+
+    /// A proxy answered `CONNECT` with a status other than 2xx.
+    pub(crate) fn proxy_refused(status: StatusCode) -> Error {
+        let message = if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            "the proxy requires authentication (407 in answer to CONNECT)"
+        } else {
+            "the proxy refused the tunnel (a non-2xx answer to CONNECT)"
+        };
+        let mut err = Error::new(ErrorKind::Proxy, message);
+        err.inner.status = Some(status);
+        err
     }
 
     pub(crate) fn timeout() -> Error {
@@ -135,8 +151,10 @@ impl Error {
         err
     }
 
-    /// The status code of an [`ErrorKind::Status`] error (from
-    /// [`Response::error_for_status`](crate::Response::error_for_status));
+    /// The HTTP status behind the error: the response's status for an
+    /// [`ErrorKind::Status`] error (from
+    /// [`Response::error_for_status`](crate::Response::error_for_status)),
+    /// a proxy's answer to `CONNECT` for an [`ErrorKind::Proxy`] error;
     /// `None` for every other error.
     ///
     /// ```

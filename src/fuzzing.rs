@@ -167,7 +167,16 @@ pub fn encode_request_head(
         RequestFraming::Length(n) => proto::head::RequestFraming::Length(n),
         RequestFraming::Chunked => proto::head::RequestFraming::Chunked,
     };
-    let head = proto::head::RequestHead { method, target, host, headers, user_agent, framing };
+    let head = proto::head::RequestHead {
+        method,
+        target,
+        host,
+        headers,
+        user_agent,
+        framing,
+        to_proxy: false,
+        proxy_authorization: None,
+    };
     proto::head::encode_request_head(&head, buf)
 }
 
@@ -228,4 +237,36 @@ impl Conn {
     pub fn has_unread_bytes(&self) -> bool {
         self.0.has_unread_bytes()
     }
+}
+
+/// Runs the `CONNECT` handshake (to `origin.test:443`) over `io`, as the
+/// client does through an HTTP proxy. `Ok(())`: the tunnel is open;
+/// otherwise the error, described.
+pub async fn http_connect<S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin>(
+    io: &mut S,
+    limits: &Limits,
+) -> std::result::Result<(), String> {
+    crate::tunnel::http_connect(io, "origin.test", 443, Some(b"Basic dTpw"), Some(b"fuzz"), limits)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the SOCKS5 handshake over `io`, as the client does through a
+/// SOCKS5 proxy: to the name `origin.test` (or an IPv4 address), with
+/// password authentication offered when `password` is set.
+pub async fn socks5_connect<S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin>(
+    io: &mut S,
+    name: bool,
+    password: bool,
+) -> std::result::Result<(), String> {
+    let target = if name {
+        proto::socks5::Target::Name("origin.test", 443)
+    } else {
+        proto::socks5::Target::Addr(std::net::SocketAddr::from(([10, 0, 0, 1], 443)))
+    };
+    let credentials = crate::proxy::Credentials { user: "user".into(), password: "pass".into() };
+    crate::tunnel::socks5_connect(io, target, password.then_some(&credentials))
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
 }

@@ -50,6 +50,7 @@ mod error;
 pub mod fuzzing;
 mod pool;
 mod proto;
+mod proxy;
 mod redirect;
 mod request;
 mod resolve;
@@ -57,6 +58,8 @@ mod response;
 #[cfg(feature = "native-tls")]
 mod tls;
 mod transport;
+#[allow(dead_code)] // wired into the transport with proxy support (issue 13)
+mod tunnel;
 mod upload;
 mod util;
 
@@ -64,6 +67,8 @@ pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use pool::PoolStats;
+pub use proxy::{NoProxy, Proxy};
+
 pub use request::RequestBuilder;
 pub use response::{Body, BytesStream, Response};
 #[cfg(feature = "native-tls")]

@@ -24,8 +24,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use http::HeaderValue;
+
 use crate::conn::Conn;
 use crate::error::Result;
+use crate::proxy::ProxyAddr;
 use crate::util::lock;
 
 /// How often, at most, a checkout sweeps all origins for expired idle
@@ -72,6 +75,11 @@ pub(crate) struct OriginRef<'a> {
     pub tls: bool,
     pub host: &'a str,
     pub port: u16,
+    /// The proxy the connection goes through, with its credentials.
+    pub proxy: Option<&'a ProxyAddr>,
+    /// The `Proxy-Authorization` the proxy gets: connections opened with
+    /// other credentials are never reused for this origin.
+    pub proxy_auth: Option<&'a HeaderValue>,
 }
 
 /// All pooled connections of one client (and its clones).
@@ -98,6 +106,8 @@ pub(crate) struct Host {
     tls: bool,
     name: Box<str>,
     port: u16,
+    proxy: Option<ProxyAddr>,
+    proxy_auth: Option<HeaderValue>,
     state: Mutex<HostState>,
 }
 
@@ -282,15 +292,21 @@ impl Pool {
         }
         // A linear scan: clients talk to few origins at once, and comparing
         // a handful of short strings beats hashing one.
-        if let Some(host) =
-            hosts.list.iter().find(|h| h.tls == origin.tls && h.port == origin.port && *h.name == *origin.host)
-        {
+        if let Some(host) = hosts.list.iter().find(|h| {
+            h.tls == origin.tls
+                && h.port == origin.port
+                && *h.name == *origin.host
+                && h.proxy.as_ref() == origin.proxy
+                && h.proxy_auth.as_ref() == origin.proxy_auth
+        }) {
             return host.clone();
         }
         let host = Arc::new(Host {
             tls: origin.tls,
             name: origin.host.into(),
             port: origin.port,
+            proxy: origin.proxy.cloned(),
+            proxy_auth: origin.proxy_auth.cloned(),
             state: Mutex::new(HostState::default()),
         });
         hosts.list.push(host.clone());
@@ -540,7 +556,8 @@ mod tests {
         }
     }
 
-    const ORIGIN: OriginRef<'static> = OriginRef { tls: false, host: "pool.test", port: 80 };
+    const ORIGIN: OriginRef<'static> =
+        OriginRef { tls: false, host: "pool.test", port: 80, proxy: None, proxy_auth: None };
 
     fn pool(max_per_host: usize) -> Arc<Pool> {
         Arc::new(Pool::new(PoolConfig { max_per_host, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) }))

@@ -504,7 +504,7 @@ fn serialize_error(what: &str, err: &dyn std::error::Error) -> Error {
 
 /// Base64 (RFC 4648 section 4: the standard alphabet, with padding) of
 /// `input`, appended to `out`.
-fn base64_encode(input: &[u8], out: &mut String) {
+pub(crate) fn base64_encode(input: &[u8], out: &mut String) {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let sextet = |bits: u32, shift: u32| ALPHABET[((bits >> shift) & 63) as usize] as char;
     let mut chunks = input.chunks_exact(3);

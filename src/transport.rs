@@ -22,10 +22,15 @@ use std::time::Instant;
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
 
+use http::HeaderValue;
+
 use crate::builder::Config;
 use crate::error::{Error, ErrorKind, Result};
+use crate::proto::socks5;
+use crate::proxy::{ProxyAddr, ProxyScheme};
 #[cfg(feature = "native-tls")]
 use crate::tls::TlsStream;
+use crate::tunnel::{self, TunnelError};
 use crate::util::with_deadline;
 
 /// A byte stream HTTP/1.1 can run over: what a custom connector returns.
@@ -208,22 +213,111 @@ impl Stream {
 }
 
 /// Opens a connection to `dest` with the client's custom connector, or over
-/// TCP when it has none, then runs the TLS handshake for `https://`. The
-/// whole of it must finish by `deadline` when one is given.
-pub(crate) async fn connect(config: &Config, dest: Destination, deadline: Option<Instant>) -> Result<Stream> {
+/// TCP when it has none, through `proxy` when one is given, then runs the
+/// TLS handshake for `https://`. The whole of it must finish by
+/// `deadline` when one is given.
+///
+/// Through an HTTP proxy an `https://` origin gets a `CONNECT` tunnel
+/// (with `proxy_authorization`, when given) and an `http://` one gets the
+/// connection to the proxy itself, for absolute-form requests; through
+/// SOCKS5 every origin gets a tunnel. TLS to the origin runs inside the
+/// tunnel, verified against the origin's name, never the proxy's.
+pub(crate) async fn connect(
+    config: &Config,
+    dest: Destination,
+    proxy: Option<(&ProxyAddr, Option<&HeaderValue>)>,
+    deadline: Option<Instant>,
+) -> Result<Stream> {
     with_deadline(deadline, async {
         let tls = dest.tls;
         let host = dest.host.clone();
-        let stream = match &config.connector {
-            None => dial(&dest.host, dest.port).await?,
-            Some(Connector(connect)) => {
-                Stream::Custom(connect(dest).await.map_err(|e| Error::with_source(ErrorKind::Connect, e))?)
-            }
+        let stream = match proxy {
+            None => open(config, dest).await?,
+            Some((proxy, authorization)) => through_proxy(config, dest, proxy, authorization).await?,
         };
         if tls { start_tls(config, &host, stream).await } else { Ok(stream) }
     })
     .await
     .map_err(|e| if e.is_timeout() { Error::new(ErrorKind::Timeout, "connect timed out") } else { e })
+}
+
+/// A plain stream to `dest`: the custom connector's, or TCP.
+async fn open(config: &Config, dest: Destination) -> Result<Stream> {
+    match &config.connector {
+        None => dial(&dest.host, dest.port).await,
+        Some(Connector(connect)) => {
+            Ok(Stream::Custom(connect(dest).await.map_err(|e| Error::with_source(ErrorKind::Connect, e))?))
+        }
+    }
+}
+
+/// A stream to `dest` through `proxy`, before TLS to the origin.
+async fn through_proxy(
+    config: &Config,
+    dest: Destination,
+    proxy: &ProxyAddr,
+    authorization: Option<&HeaderValue>,
+) -> Result<Stream> {
+    // Errors from here on concern the proxy, and name it (never its
+    // credentials) instead of the origin.
+    let proxy_url = proxy.url();
+    let named = |e: Error| match &proxy_url {
+        Some(url) => e.with_url(url),
+        None => e,
+    };
+    let to_proxy = Destination { tls: false, host: bracketed(&proxy.host), port: proxy.port };
+    let mut stream = open(config, to_proxy).await.map_err(|e| {
+        let err = match e.kind() {
+            ErrorKind::Connect => Error::with_source(ErrorKind::Proxy, e),
+            _ => e,
+        };
+        named(err)
+    })?;
+    if proxy.scheme == ProxyScheme::Https {
+        stream = Stream::Custom(Box::new(start_tls(config, &proxy.host, stream).await.map_err(named)?));
+    }
+    let tunnel = match proxy.scheme {
+        ProxyScheme::Http | ProxyScheme::Https if !dest.tls => return Ok(stream),
+        ProxyScheme::Http | ProxyScheme::Https => {
+            let agent = Some(config.user_agent.as_bytes());
+            let auth = authorization.map(HeaderValue::as_bytes);
+            tunnel::http_connect(&mut stream, &dest.host, dest.port, auth, agent, &config.limits).await
+        }
+        ProxyScheme::Socks5 => {
+            let addr = resolve(&dest.host, dest.port).await?.into_iter().next();
+            let addr = addr.ok_or_else(|| Error::new(ErrorKind::Connect, "host name resolved to no address"))?;
+            tunnel::socks5_connect(&mut stream, socks5::Target::Addr(addr), proxy.credentials.as_ref()).await.map(drop)
+        }
+        ProxyScheme::Socks5h => {
+            let host = dest.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&dest.host);
+            let target = match host.parse::<IpAddr>() {
+                Ok(ip) => socks5::Target::Addr(SocketAddr::new(ip, dest.port)),
+                Err(_) => socks5::Target::Name(host, dest.port),
+            };
+            tunnel::socks5_connect(&mut stream, target, proxy.credentials.as_ref()).await.map(drop)
+        }
+    };
+    tunnel.map_err(|e| named(tunnel_error(e)))?;
+    Ok(stream)
+}
+
+/// The proxy's answer as an error of kind [`ErrorKind::Proxy`] (or `Io`).
+fn tunnel_error(e: TunnelError) -> Error {
+    match e {
+        TunnelError::Io(e) => Error::with_source(ErrorKind::Proxy, e),
+        TunnelError::Refused(status, _) => Error::proxy_refused(status),
+        TunnelError::Closed => Error::new(ErrorKind::Proxy, "the proxy closed the connection before answering"),
+        TunnelError::Protocol(e) => Error::with_source(ErrorKind::Proxy, e),
+        TunnelError::UnsolicitedBytes => {
+            Error::new(ErrorKind::Proxy, "the proxy sent bytes after its answer to CONNECT, before TLS began")
+        }
+        TunnelError::Socks(e) => Error::new(ErrorKind::Proxy, e.0),
+    }
+}
+
+/// An IPv6 literal in brackets, as a [`Destination`] host is.
+fn bracketed(host: &str) -> String {
+    if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
 }
 
 #[cfg(feature = "native-tls")]

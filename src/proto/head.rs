@@ -31,6 +31,12 @@ pub(crate) struct RequestHead<'a> {
     /// The User-Agent written unless `headers` has one.
     pub user_agent: &'a str,
     pub framing: RequestFraming,
+    /// The request goes to an HTTP proxy (in absolute form): a
+    /// `Proxy-Authorization` in `headers` may go too. Otherwise it is
+    /// never written: it is meant for a proxy, not an origin.
+    pub to_proxy: bool,
+    /// The proxy's credentials, written instead of any in `headers`.
+    pub proxy_authorization: Option<&'a HeaderValue>,
 }
 
 /// Appends the encoded request head to `buf`.
@@ -51,7 +57,13 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue; // written below, from the body itself
         }
+        if name == header::PROXY_AUTHORIZATION && (!head.to_proxy || head.proxy_authorization.is_some()) {
+            continue; // for a proxy only; the configured credentials win
+        }
         put_field(buf, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(value) = head.proxy_authorization {
+        put_field(buf, b"Proxy-Authorization", value.as_bytes());
     }
     if !head.headers.contains_key(header::USER_AGENT) {
         put_field(buf, b"User-Agent", head.user_agent.as_bytes());
@@ -393,10 +405,47 @@ mod tests {
             headers: &headers,
             user_agent: "smolreq/test",
             framing,
+            to_proxy: false,
+            proxy_authorization: None,
         };
         let mut buf = Vec::new();
         encode_request_head(&head, &mut buf)?;
         Ok(String::from_utf8(buf).unwrap())
+    }
+
+    fn encode_proxied(to_proxy: bool, ours: Option<&HeaderValue>, caller: Option<&'static str>) -> String {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = caller {
+            headers.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static(v));
+        }
+        let head = RequestHead {
+            method: &Method::GET,
+            target: "http://example.test:8080/a",
+            host: "example.test:8080",
+            headers: &headers,
+            user_agent: "u",
+            framing: RequestFraming::None,
+            to_proxy,
+            proxy_authorization: ours,
+        };
+        let mut buf = Vec::new();
+        encode_request_head(&head, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap().to_ascii_lowercase()
+    }
+
+    #[test]
+    fn proxy_authorization_goes_to_a_proxy_only() {
+        let ours = HeaderValue::from_static("Basic b3Vycw==");
+        // To an origin: never, whoever set it.
+        assert!(!encode_proxied(false, None, Some("Basic Y2FsbGVy")).contains("proxy-authorization"));
+        // To a proxy: ours replaces the caller's; the caller's goes when there is no other.
+        let s = encode_proxied(true, Some(&ours), Some("Basic Y2FsbGVy"));
+        assert_eq!(s.matches("proxy-authorization").count(), 1, "{s}");
+        assert!(s.contains("proxy-authorization: basic b3vycw==\r\n"), "{s}");
+        let s = encode_proxied(true, None, Some("Basic Y2FsbGVy"));
+        assert!(s.contains("proxy-authorization: basic y2fsbgvy\r\n"), "{s}");
+        assert!(s.starts_with("get http://example.test:8080/a http/1.1\r\n"), "{s}");
+        assert!(!encode_proxied(true, None, None).contains("proxy-authorization"));
     }
 
     #[test]
@@ -441,6 +490,8 @@ mod tests {
                 headers: &h,
                 user_agent: "u",
                 framing: RequestFraming::None,
+                to_proxy: false,
+                proxy_authorization: None,
             };
             let mut buf = Vec::new();
             assert!(encode_request_head(&head, &mut buf).is_err(), "{target:?}");
@@ -453,6 +504,8 @@ mod tests {
             headers: &h,
             user_agent: "u",
             framing: RequestFraming::None,
+            to_proxy: false,
+            proxy_authorization: None,
         };
         assert!(encode_request_head(&head, &mut Vec::new()).is_err());
     }

@@ -135,7 +135,7 @@ proptest! {
         for (name, value) in &fields {
             headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
         }
-        let head = RequestHead { method: &method, target: &target, host: &host, headers: &headers, user_agent: "ua/1", framing };
+        let head = RequestHead { method: &method, target: &target, host: &host, headers: &headers, user_agent: "ua/1", framing, to_proxy: false, proxy_authorization: None };
         let mut wire = Vec::new();
         encode_request_head(&head, &mut wire).unwrap();
 
