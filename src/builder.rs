@@ -41,6 +41,7 @@ pub(crate) struct Config {
     pub(crate) default_headers: HeaderMap,
     /// Proxies in the order they apply (the first that takes a request).
     pub(crate) proxies: Vec<Proxy>,
+    pub(crate) max_body_size: Option<u64>,
 }
 
 /// Configures and builds a [`Client`].
@@ -96,6 +97,7 @@ impl ClientBuilder {
                 expect_continue_timeout: Duration::from_secs(1),
                 default_headers: HeaderMap::new(),
                 proxies: Vec::new(),
+                max_body_size: Some(DEFAULT_MAX_BODY_SIZE),
             },
             pool: PoolConfig { max_per_host: 32, max_idle_per_host: 8, idle_timeout: Duration::from_secs(90) },
             #[cfg(feature = "native-tls")]
@@ -465,4 +467,30 @@ impl ClientBuilder {
         }
         Ok(Client::from_parts(self.config, Pool::new(self.pool)))
     }
+
+    /// Most body bytes that [`Response::bytes`](crate::Response::bytes),
+    /// [`text`](crate::Response::text) and `json` collect in memory
+    /// (default 64 MiB; `None`: no bound).
+    ///
+    /// A body longer than this is an [`ErrorKind::Body`] error saying
+    /// "response body larger than max_body_size", and its connection is
+    /// closed (reading stops one byte past the bound; only a body whose end
+    /// was read with that byte keeps its connection); a Content-Length
+    /// above the bound fails before any byte of the body is read. The bound counts decoded body bytes (chunked
+    /// framing removed). Reading the body as an `AsyncRead`, with
+    /// [`Response::chunk`](crate::Response::chunk) or
+    /// [`bytes_stream`](crate::Response::bytes_stream) is not bounded by
+    /// it: the caller decides what to keep.
+    ///
+    /// ```
+    /// let client = smolreq::Client::builder().max_body_size(Some(1 << 20)).build()?;
+    /// # Ok::<(), smolreq::Error>(())
+    /// ```
+    pub fn max_body_size(mut self, max: Option<u64>) -> Self {
+        self.config.max_body_size = max;
+        self
+    }
 }
+
+/// The default of [`ClientBuilder::max_body_size`]: 64 MiB.
+const DEFAULT_MAX_BODY_SIZE: u64 = 64 << 20;

@@ -307,6 +307,7 @@ impl Client {
                     // the connection can never carry another exchange.
                     let reusable = plan.reusable && written == Written::All;
                     let body = Body::new(lease, decoder, reusable, keep_alive, deadline, config.max_drain_on_drop);
+                    let body = body.with_max_body_size(config.max_body_size);
                     return Ok(Response::new(head, url.clone(), body));
                 }
                 Err(err) => {

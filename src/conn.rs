@@ -9,6 +9,7 @@
 //! mistaken for the next one.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -74,6 +75,11 @@ pub(crate) struct Conn {
     /// False once the server closed its side during the current upload:
     /// watching the read side then has nothing more to tell.
     read_open: bool,
+    /// The trailer field lines of the chunked body that just ended, for
+    /// [`Conn::take_trailers`]; empty (no allocation) without trailers.
+    trailers: Vec<u8>,
+    /// The peer's address, for a TCP connection (TLS or not).
+    peer: Option<SocketAddr>,
 }
 
 /// How writing a request (or a part of it) ended.
@@ -129,6 +135,8 @@ impl BodyDecoder {
 impl Conn {
     pub(crate) fn new(stream: Stream) -> Conn {
         Conn {
+            peer: stream.peer_addr(),
+            trailers: Vec::new(),
             stream,
             buf: BytesMut::new(),
             start: 0,
@@ -149,6 +157,20 @@ impl Conn {
         self.interim = 0;
         self.read_open = true;
         self.write_buf.clear();
+        self.trailers.clear();
+    }
+
+    /// The peer's address of a TCP connection (plain or TLS); `None` for a
+    /// custom connector's stream. Read once, when the connection was made.
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Takes the trailer field lines of the chunked body that just ended
+    /// (each `name:value` and CRLF, as checked by the decoder); empty when
+    /// it had none.
+    pub(crate) fn take_trailers(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.trailers)
     }
 
     /// True once any byte of the current response has been received. A
@@ -427,7 +449,10 @@ impl Conn {
     }
 
     /// Appends body bytes to `out` according to `decoder`, without zeroing
-    /// anything first. `Ok(0)` means the body is complete.
+    /// anything first. `Ok(0)` means the body is complete. (The fuzz
+    /// targets use it; the library reads with a bound, through
+    /// [`poll_body_append_max`](Self::poll_body_append_max).)
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub(crate) fn poll_body_append(
         &mut self,
         cx: &mut Context<'_>,
@@ -435,6 +460,43 @@ impl Conn {
         out: &mut Vec<u8>,
     ) -> Poll<Result<usize>> {
         self.poll_body_into(cx, decoder, out)
+    }
+
+    /// Like [`poll_body_append`](Self::poll_body_append), but appends no
+    /// more than `max` bytes in all to `out` (counting what it holds):
+    /// `Ok(0)` then also means `out` is full.
+    pub(crate) fn poll_body_append_max(
+        &mut self,
+        cx: &mut Context<'_>,
+        decoder: &mut BodyDecoder,
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Poll<Result<usize>> {
+        self.poll_body_into(cx, decoder, &mut Bounded { out, max })
+    }
+
+    /// Reads the next piece of the body into `out`, which should be empty:
+    /// the decoded bytes that are buffered (after one read of the stream
+    /// when none are), at most one chunk's data of a chunked body. `out`
+    /// is given exactly the capacity it needs, so it becomes a `Bytes`
+    /// without another allocation. `Ok(0)` means the body is complete.
+    pub(crate) fn poll_body_piece(
+        &mut self,
+        cx: &mut Context<'_>,
+        decoder: &mut BodyDecoder,
+        out: &mut Vec<u8>,
+    ) -> Poll<Result<usize>> {
+        self.poll_body_into(cx, decoder, &mut Piece { out })
+    }
+
+    /// The decoded length of the rest of a chunked body whose end is
+    /// already buffered; `None` when its end has not arrived (or its
+    /// framing is broken: the read that gets there reports it).
+    pub(crate) fn buffered_chunked_len(&self, decoder: &BodyDecoder) -> Option<usize> {
+        let BodyDecoder::Chunked(chunked) = decoder else { return None };
+        let mut probe = chunked.clone();
+        let (_, len) = probe.skim(self.unread()).ok()?;
+        probe.is_done().then_some(len)
     }
 
     /// Bytes received and not yet taken by the current response: an upper
@@ -492,6 +554,7 @@ impl Conn {
                             self.consume(framing);
                         }
                         if chunked.is_done() {
+                            self.trailers = chunked.take_trailers();
                             *decoder = BodyDecoder::Done;
                         }
                         if written > 0 {
@@ -507,6 +570,7 @@ impl Conn {
                     }
                     if ready!(self.poll_fill(cx)).map_err(Error::io)? == 0 {
                         chunked.finish()?;
+                        self.trailers = chunked.take_trailers();
                         *decoder = BodyDecoder::Done;
                     }
                 }
@@ -539,8 +603,9 @@ impl Conn {
     }
 }
 
-/// Where body bytes go: a caller's slice (`AsyncRead`) or a growing vector
-/// (`Response::bytes`). Generic, so each use compiles to its own code.
+/// Where body bytes go: a caller's slice (`AsyncRead`), a growing vector
+/// (`Response::bytes`, bounded or not) or one piece (`Body::chunk`).
+/// Generic, so each use compiles to its own code.
 trait Sink {
     /// How many more bytes fit.
     fn room(&self) -> usize;
@@ -610,5 +675,79 @@ impl Sink for Vec<u8> {
         max: usize,
     ) -> Option<Poll<io::Result<usize>>> {
         stream.can_append().then(|| stream.poll_read_append(cx, self, u64::try_from(max).unwrap_or(u64::MAX)))
+    }
+}
+
+/// A vector that takes at most `max` bytes in all.
+struct Bounded<'a> {
+    out: &'a mut Vec<u8>,
+    max: usize,
+}
+
+impl Sink for Bounded<'_> {
+    fn room(&self) -> usize {
+        self.max.saturating_sub(self.out.len())
+    }
+
+    fn put(&mut self, data: &[u8]) {
+        self.out.extend_from_slice(data);
+    }
+
+    fn decode(&mut self, chunked: &mut ChunkedDecoder, input: &[u8]) -> Result<(usize, usize)> {
+        let room = self.room();
+        Ok(chunked.decode_append(input, self.out, room)?)
+    }
+
+    fn poll_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+        max: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let max = u64::try_from(max.min(self.room())).unwrap_or(u64::MAX);
+        stream.can_append().then(|| stream.poll_read_append(cx, self.out, max))
+    }
+}
+
+/// One piece of body: what one copy out of the connection's buffer gives,
+/// in a vector allocated once, to the size of that piece. It never reads
+/// the stream directly, so a piece is never larger than the buffer.
+struct Piece<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Sink for Piece<'_> {
+    fn room(&self) -> usize {
+        // One piece per call: once something is in, there is no room.
+        if self.out.is_empty() { usize::MAX } else { 0 }
+    }
+
+    fn put(&mut self, data: &[u8]) {
+        self.out.reserve_exact(data.len());
+        self.out.extend_from_slice(data);
+    }
+
+    fn decode(&mut self, chunked: &mut ChunkedDecoder, input: &[u8]) -> Result<(usize, usize)> {
+        // Framing first, without allocating: a buffer holding only framing
+        // (a chunk-size line, the last chunk) must not cost a vector.
+        let (framing, _) = chunked.decode(input, &mut [])?;
+        let data = &input[framing..];
+        let Some(left) = chunked.data_left() else { return Ok((framing, 0)) };
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(data.len());
+        if n == 0 {
+            return Ok((framing, 0));
+        }
+        self.out.reserve_exact(n);
+        let (consumed, written) = chunked.decode_append(data, self.out, n)?;
+        Ok((framing + consumed, written))
+    }
+
+    fn poll_direct(
+        &mut self,
+        _cx: &mut Context<'_>,
+        _stream: &mut Stream,
+        _max: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        None
     }
 }

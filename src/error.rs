@@ -37,7 +37,9 @@ pub enum ErrorKind {
     /// The request body failed, or the response body could not be read as
     /// asked (a limit, an unsupported charset).
     Body,
-    /// The response body could not be decoded (JSON, content encoding).
+    /// The response body could not be decoded: into the type asked for
+    /// (`Response::json`; the source is serde's error, with the line and
+    /// column), or from its content encoding.
     Decode,
     /// The request could not be built: an invalid header name or value, a
     /// forbidden byte, a conflicting framing header.
@@ -49,6 +51,10 @@ pub enum ErrorKind {
     /// [`Error::status`]) or answered invalidly; [`Error::url`] is the
     /// proxy's URL, without its credentials.
     Proxy,
+    /// The server answered with an error status (4xx or 5xx), turned into
+    /// an error by [`Response::error_for_status`](crate::Response::error_for_status);
+    /// [`Error::status`] tells which.
+    Status,
 }
 
 impl fmt::Display for ErrorKind {
@@ -67,6 +73,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Request => "invalid request",
             ErrorKind::Builder => "invalid client setting",
             ErrorKind::Proxy => "proxy error",
+            ErrorKind::Status => "HTTP status error",
         })
     }
 }
@@ -170,11 +177,6 @@ impl Error {
         err
     }
 
-    /// The HTTP status behind the error: a proxy's answer to `CONNECT`.
-    pub fn status(&self) -> Option<StatusCode> {
-        self.inner.status
-    }
-
     pub(crate) fn timeout() -> Error {
         Error::new(ErrorKind::Timeout, "deadline elapsed")
     }
@@ -187,6 +189,52 @@ impl Error {
             self.inner.url = crate::url::without_userinfo(url);
         }
         self
+    }
+
+    /// An [`ErrorKind::Status`] error for a response with `status` from `url`.
+    pub(crate) fn status_error(status: StatusCode, url: &Uri) -> Error {
+        let message = if status.is_client_error() {
+            "client error status"
+        } else if status.is_server_error() {
+            "server error status"
+        } else {
+            "error status"
+        };
+        let mut err = Error::new(ErrorKind::Status, message).with_url(url);
+        err.inner.status = Some(status);
+        err
+    }
+
+    /// The HTTP status behind the error: the response's status for an
+    /// [`ErrorKind::Status`] error (from
+    /// [`Response::error_for_status`](crate::Response::error_for_status)),
+    /// a proxy's answer to `CONNECT` for an [`ErrorKind::Proxy`] error;
+    /// `None` for every other error.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/missing", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let mut buf = [0u8; 1024];
+    /// #     let _ = s.read(&mut buf);
+    /// #     s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let err = smolreq::Client::new().get(&url).send().await?.error_for_status().unwrap_err();
+    /// assert!(err.is_status());
+    /// assert_eq!(err.status(), Some(smolreq::StatusCode::NOT_FOUND));
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// True if this error is an [`ErrorKind::Status`] error.
+    pub fn is_status(&self) -> bool {
+        self.inner.kind == ErrorKind::Status
     }
 
     /// The class of this error.
@@ -297,6 +345,9 @@ impl fmt::Display for Error {
     /// This error alone: kind, message, URL. The cause is `source()`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.inner.kind)?;
+        if let Some(status) = self.inner.status {
+            write!(f, " {status}")?;
+        }
         if let Some(message) = &self.inner.message {
             write!(f, ": {message}")?;
         }

@@ -71,7 +71,7 @@ pub use pool::PoolStats;
 pub use proxy::{NoProxy, Proxy};
 
 pub use request::RequestBuilder;
-pub use response::{Body, Response};
+pub use response::{Body, BytesStream, Response};
 #[cfg(feature = "native-tls")]
 pub use tls::{Certificate, Identity, TlsVersion};
 pub use transport::{Destination, Io};

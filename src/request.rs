@@ -510,7 +510,7 @@ pub(crate) fn replace_headers(dst: &mut HeaderMap, src: HeaderMap) {
 /// serialize; serde's message (which names what was wrong) is kept.
 #[cfg(any(feature = "json", feature = "form"))]
 fn serialize_error(what: &str, err: &dyn std::error::Error) -> Error {
-    Error::with_source(ErrorKind::Request, format!("cannot serialize the {what}: {err}"))
+    Error::with_detail(ErrorKind::Request, format!("cannot serialize the {what}: {err}"))
 }
 
 /// `Basic base64(user ":" password)` (RFC 7617), marked sensitive: the one

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use async_io::Timer;
 use bytes::Bytes;
 use futures_io::AsyncRead;
 use futures_lite::future::poll_fn;
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri, Version};
 
 use crate::conn::{BodyDecoder, Conn};
@@ -25,6 +26,9 @@ use crate::proto::head::ResponseHead;
 /// connection to the pool. Dropping it earlier keeps the connection only
 /// when the rest of the body has already arrived (see [`Body`]); to wait
 /// for the rest and keep the connection, use [`discard`](Self::discard).
+///
+/// A `Response` is `Send + Sync`: a task on a multi-threaded executor may
+/// hold `&Response` across an `.await`.
 ///
 /// ```no_run
 /// # smol::block_on(async {
@@ -102,27 +106,243 @@ impl Response {
         builder.body(self.body).unwrap_or_else(|_| unreachable!("status and version come from a valid response"))
     }
 
-    /// Reads the whole body.
-    pub async fn bytes(mut self) -> Result<Vec<u8>> {
-        let hint = self.body.remaining_hint();
+    /// The length of the body, from its framing: the Content-Length of a
+    /// response that has one, `None` for a chunked body or one that ends
+    /// with the connection.
+    ///
+    /// A response that has no body by definition (to a HEAD request, a
+    /// 204, a 304) says `Some(0)`, as reqwest's `content_length` does: it
+    /// is the length of this response's body, not of the resource. The
+    /// Content-Length a server sends with a HEAD response (the length a
+    /// GET would have) is in [`headers`](Self::headers).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let resp = smolreq::Client::new().get(&url).send().await?;
+    /// assert_eq!(resp.content_length(), Some(5));
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn content_length(&self) -> Option<u64> {
+        self.body.content_length
+    }
+
+    /// The address of the server this response came over: the peer of the
+    /// TCP connection (under TLS too). `None` when the connection came
+    /// from a [custom connector](crate::ClientBuilder::connector).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let addr = listener.local_addr()?;
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let resp = smolreq::Client::new().get(format!("http://{addr}/")).send().await?;
+    /// assert_eq!(resp.remote_addr(), Some(addr));
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.body.remote_addr
+    }
+
+    /// The trailer fields of a chunked body, once it has been read to its
+    /// end (see [`Body::trailers`]).
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.body.trailers()
+    }
+
+    /// Turns an error status (400 and above) into an
+    /// [`ErrorKind::Status`] error, carrying the status
+    /// ([`Error::status`]) and the URL; any other response comes back
+    /// unchanged.
+    ///
+    /// The response is dropped with the error, and its body with it: as
+    /// any dropped body, it keeps its connection when the rest of it has
+    /// already arrived (see [`Body`]), so a small error page does not cost
+    /// the connection.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/missing", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let err = smolreq::Client::new().get(&url).send().await?.error_for_status().unwrap_err();
+    /// assert_eq!(err.kind(), smolreq::ErrorKind::Status);
+    /// assert_eq!(err.status(), Some(smolreq::StatusCode::NOT_FOUND));
+    /// assert_eq!(err.url().map(|u| u.path()), Some("/missing"));
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn error_for_status(self) -> Result<Response> {
+        match self.status_error() {
+            Some(err) => Err(err),
+            None => Ok(self),
+        }
+    }
+
+    /// Like [`error_for_status`](Self::error_for_status), but borrows the
+    /// response, which stays usable (to read the error page, say).
+    pub fn error_for_status_ref(&self) -> Result<&Response> {
+        match self.status_error() {
+            Some(err) => Err(err),
+            None => Ok(self),
+        }
+    }
+
+    fn status_error(&self) -> Option<Error> {
+        (self.status.as_u16() >= 400).then(|| Error::status_error(self.status, &self.url))
+    }
+
+    /// Reads the whole body, at most
+    /// [`max_body_size`](crate::ClientBuilder::max_body_size) bytes of it
+    /// (64 MiB by default; past it, an [`ErrorKind::Body`] error and the
+    /// connection is closed).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let body: bytes::Bytes = smolreq::Client::new().get(&url).send().await?.bytes().await?;
+    /// assert_eq!(body, "hello");
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn bytes(mut self) -> Result<Bytes> {
         let url = self.url;
-        self.body.read_all(hint).await.map_err(|e| e.with_url(&url))
+        // A vector read to its exact capacity (a Content-Length body)
+        // becomes `Bytes` without another allocation.
+        self.body.read_all().await.map(Bytes::from).map_err(|e| e.with_url(&url))
+    }
+
+    /// Reads the whole body and deserializes it from JSON, at most
+    /// [`max_body_size`](crate::ClientBuilder::max_body_size) bytes of it
+    /// as [`bytes`](Self::bytes). Invalid JSON, or JSON that does not fit
+    /// `T`, is an [`ErrorKind::Decode`] error whose source is serde's
+    /// error, with the line and column. The Content-Type is not checked.
+    ///
+    /// Needs the `json` feature.
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\n{\"a\": 1, \"b\": 2}").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// use std::collections::BTreeMap;
+    /// let map: BTreeMap<String, u32> = smolreq::Client::new().get(&url).send().await?.json().await?;
+    /// assert_eq!(map["b"], 2);
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub async fn json<T: serde::de::DeserializeOwned>(mut self) -> Result<T> {
+        let url = self.url;
+        let body = self.body.read_all().await.map_err(|e| e.with_url(&url))?;
+        serde_json::from_slice(&body).map_err(|e| Error::with_source(ErrorKind::Decode, e).with_url(&url))
+    }
+
+    /// Reads the next piece of the body: `Ok(None)` at its end. A piece is
+    /// what has arrived (at most one chunk's data of a chunked body),
+    /// copied once out of the connection's buffer; not bounded by
+    /// [`max_body_size`](crate::ClientBuilder::max_body_size). Errors as
+    /// for any body read (see [`Body`]).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let mut resp = smolreq::Client::new().get(&url).send().await?;
+    /// let mut total = 0;
+    /// while let Some(piece) = resp.chunk().await? {
+    ///     total += piece.len();
+    /// }
+    /// assert_eq!(total, 5);
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        let url = &self.url;
+        self.body.chunk().await.map_err(|e| e.with_url(url))
+    }
+
+    /// The body as a [`Stream`](futures_core::Stream) of pieces, as
+    /// [`chunk`](Self::chunk) reads them; not bounded by
+    /// [`max_body_size`](crate::ClientBuilder::max_body_size).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// use futures_lite::StreamExt;
+    /// let mut stream = smolreq::Client::new().get(&url).send().await?.bytes_stream();
+    /// let mut body = Vec::new();
+    /// while let Some(piece) = stream.next().await {
+    ///     body.extend_from_slice(&piece?);
+    /// }
+    /// assert_eq!(body, b"hello");
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bytes_stream(self) -> BytesStream {
+        BytesStream { body: self.body, url: self.url, done: false }
     }
 
     /// Reads the whole body as text, decoded with the charset of the
     /// Content-Type header (UTF-8 when there is none). UTF-8, US-ASCII,
     /// ISO-8859-1 and windows-1252 are decoded; invalid UTF-8 sequences
     /// become U+FFFD. Any other charset is an [`ErrorKind::Body`] error.
-    pub async fn text(self) -> Result<String> {
+    /// At most [`max_body_size`](crate::ClientBuilder::max_body_size)
+    /// bytes are read, as by [`bytes`](Self::bytes).
+    pub async fn text(mut self) -> Result<String> {
         let charset = self
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(charset_of)
             .map(str::to_ascii_lowercase);
-        let url = self.url.clone();
-        let bytes = self.bytes().await?;
-        decode_text(bytes, charset.as_deref()).map_err(|e| e.with_url(&url))
+        let url = self.url;
+        let result = self.body.read_all().await;
+        result.and_then(|bytes| decode_text(bytes, charset.as_deref())).map_err(|e| e.with_url(&url))
     }
 
     /// Reads and drops the rest of the body, at most `limit` bytes of it,
@@ -202,6 +422,9 @@ impl AsyncRead for Response {
 /// that arrived in time wins over a task that was polled late), but it
 /// never reads the connection again: it fails with
 /// [`ErrorKind::Timeout`], at the latest once those bytes are used up.
+///
+/// **Trailers** of a chunked body are kept: [`trailers`](Self::trailers)
+/// returns them once the body has been read to its end.
 pub struct Body {
     lease: Option<Lease>,
     decoder: BodyDecoder,
@@ -212,6 +435,14 @@ pub struct Body {
     failed: bool,
     /// Most body bytes read and dropped to finish a body dropped early.
     max_drain: u64,
+    /// Most body bytes `Response::bytes`, `text` and `json` collect.
+    max_body: Option<u64>,
+    /// The body's length from its framing, when it has one.
+    content_length: Option<u64>,
+    /// The peer of the connection, for a TCP connection.
+    remote_addr: Option<SocketAddr>,
+    /// The trailer fields of a chunked body read to its end, if it had any.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 /// Room for the bytes read and dropped while draining a body (on the
@@ -227,21 +458,94 @@ impl Body {
         deadline: Option<Instant>,
         max_drain: u64,
     ) -> Body {
-        let mut body =
-            Body { lease: Some(lease), decoder, reusable, keep_alive, deadline, timer: None, failed: false, max_drain };
+        let mut lease = lease;
+        let remote_addr = lease.conn().peer_addr();
+        let content_length = match decoder {
+            BodyDecoder::Done => Some(0),
+            BodyDecoder::Length(n) => Some(n),
+            BodyDecoder::Chunked(_) | BodyDecoder::Close => None,
+        };
+        let mut body = Body {
+            lease: Some(lease),
+            decoder,
+            reusable,
+            keep_alive,
+            deadline,
+            timer: None,
+            failed: false,
+            max_drain,
+            max_body: None,
+            content_length,
+            remote_addr,
+            trailers: None,
+        };
         if body.decoder.is_done() {
             body.finish();
         }
         body
     }
 
+    /// Sets the bound of [`ClientBuilder::max_body_size`](crate::ClientBuilder::max_body_size)
+    /// on what `Response::bytes`, `text` and `json` collect (none until set).
+    pub(crate) fn with_max_body_size(mut self, max: Option<u64>) -> Body {
+        self.max_body = max;
+        self
+    }
+
     /// The clean end of the body: the one place a lease is released.
     fn finish(&mut self) {
-        if let Some(lease) = self.lease.take()
-            && self.reusable
-        {
-            lease.release(self.keep_alive);
+        if let Some(mut lease) = self.lease.take() {
+            let raw = lease.conn().take_trailers();
+            if !raw.is_empty() {
+                self.trailers = Some(Box::new(parse_trailers(&raw)));
+            }
+            if self.reusable {
+                lease.release(self.keep_alive);
+            }
         }
+    }
+
+    /// The trailer fields of a chunked body, once the body has been read
+    /// to its end; `None` before that, and for a body that had none (not
+    /// chunked, or an empty trailer section). Trailer fields are never
+    /// merged into the response's headers. Their total size is bounded by
+    /// [`max_trailer_size`](crate::ClientBuilder::max_trailer_size).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: 5d41\r\n\r\n").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// use futures_lite::AsyncReadExt;
+    /// let mut body = smolreq::Client::new().get(&url).send().await?.into_body();
+    /// let mut text = String::new();
+    /// body.read_to_string(&mut text).await?;
+    /// assert_eq!(body.trailers().unwrap()["x-checksum"], "5d41");
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_deref()
+    }
+
+    /// Reads the next piece of the body; see [`Response::chunk`].
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        poll_fn(|cx| self.poll_chunk(cx)).await
+    }
+
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>>> {
+        // Allocated only once bytes are here, to the piece's size, so a
+        // poll that has to wait costs nothing and the vector becomes
+        // `Bytes` without another allocation.
+        let mut piece = Vec::new();
+        let n = ready!(self.poll_with(cx, |conn, cx, decoder| conn.poll_body_piece(cx, decoder, &mut piece)))
+            .map_err(Error::io)?;
+        Poll::Ready(Ok((n > 0).then(|| Bytes::from(piece))))
     }
 
     fn fail(&mut self, err: Error) -> io::Error {
@@ -259,25 +563,53 @@ impl Body {
         }
     }
 
-    async fn read_all(&mut self, hint: Option<u64>) -> Result<Vec<u8>> {
+    /// Reads the whole body, at most `max_body` bytes of it.
+    async fn read_all(&mut self) -> Result<Vec<u8>> {
         // Trust a declared length for the first allocation only up to a
         // bound: a hostile Content-Length must not reserve gigabytes.
         const MAX_PREALLOC: u64 = 16 << 20;
+        let hint = self.remaining_hint();
+        if let (Some(max), Some(len)) = (self.max_body, hint)
+            && len > max
+        {
+            return Err(self.too_large()); // fails before reading a byte
+        }
+        // One byte more than the bound shows a body that goes past it.
+        let limit =
+            self.max_body.map_or(usize::MAX, |max| usize::try_from(max).map_or(usize::MAX, |m| m.saturating_add(1)));
         // Without a length, what the connection already holds bounds the
         // decoded bytes that are here; beyond it the vector doubles.
-        let buffered = self.lease.as_mut().map_or(0, |lease| lease.conn().buffered());
-        let capacity = match hint {
-            Some(n) => usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(0),
-            None => buffered.max(1024),
+        let (buffered, exact) = match self.lease.as_mut() {
+            Some(lease) => (lease.conn().buffered(), lease.conn().buffered_chunked_len(&self.decoder)),
+            None => (0, None),
+        };
+        // A chunked body whose end is here is measured first: a vector of
+        // its exact size becomes `Bytes` without another allocation.
+        let capacity = match (hint, exact) {
+            (Some(n), _) => usize::try_from(n.min(MAX_PREALLOC)).unwrap_or(0),
+            (None, Some(len)) => len.min(limit),
+            (None, None) => buffered.max(1024),
         };
         let mut out = Vec::with_capacity(capacity);
         // Appends straight into spare capacity: nothing is zeroed first.
-        while poll_fn(|cx| self.poll_with(cx, |conn, cx, decoder| conn.poll_body_append(cx, decoder, &mut out)))
-            .await
-            .map_err(Error::io)?
+        while poll_fn(|cx| {
+            self.poll_with(cx, |conn, cx, decoder| conn.poll_body_append_max(cx, decoder, &mut out, limit))
+        })
+        .await
+        .map_err(Error::io)?
             > 0
         {}
+        if self.max_body.is_some_and(|max| out.len() as u64 > max) {
+            return Err(self.too_large());
+        }
         Ok(out)
+    }
+
+    /// A body past `max_body_size`: the connection is closed, unread.
+    fn too_large(&mut self) -> Error {
+        self.failed = true;
+        self.lease = None; // closes the connection
+        Error::new(ErrorKind::Body, "response body larger than max_body_size; the connection was closed")
     }
 
     /// Reads and drops the rest of the body, at most `limit` bytes; see
@@ -426,6 +758,68 @@ impl AsyncRead for Body {
     }
 }
 
+/// A response body as a [`Stream`](futures_core::Stream) of `Bytes`, from
+/// [`Response::bytes_stream`]. It ends after the last piece, or after the
+/// first error.
+pub struct BytesStream {
+    body: Body,
+    url: Uri,
+    done: bool,
+}
+
+impl BytesStream {
+    /// The trailer fields of a chunked body, once the stream has ended
+    /// (see [`Body::trailers`]).
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.body.trailers()
+    }
+}
+
+impl futures_core::Stream for BytesStream {
+    type Item = Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let next = ready!(this.body.poll_chunk(cx)).map_err(|e| e.with_url(&this.url)).transpose();
+        this.done = !matches!(next, Some(Ok(_)));
+        Poll::Ready(next)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self.body.remaining_hint() {
+            Some(0) => (0, Some(0)),
+            // At least one piece is left; each piece holds one byte or more.
+            Some(n) => (1, usize::try_from(n).ok()),
+            None => (0, None),
+        }
+    }
+}
+
+impl fmt::Debug for BytesStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BytesStream").field("url", &self.url).field("body", &self.body).finish()
+    }
+}
+
+/// Trailer field lines (`name:value` and CRLF each, already checked by the
+/// chunked decoder: a token name, no control byte but HTAB in the value)
+/// as a header map.
+fn parse_trailers(raw: &[u8]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let value = line[colon + 1..].trim_ascii();
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&line[..colon]), HeaderValue::from_bytes(value)) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
 /// The `charset` parameter of a Content-Type value.
 fn charset_of(content_type: &str) -> Option<&str> {
     content_type.split(';').skip(1).find_map(|param| {
@@ -479,6 +873,17 @@ mod tests {
     #[test]
     fn invalid_utf8_is_replaced() {
         assert_eq!(decode_text(vec![b'a', 0xff], None).unwrap(), "a\u{fffd}");
+    }
+
+    #[test]
+    fn trailer_lines_become_a_header_map() {
+        let map = parse_trailers(b"X-Checksum: abc \r\nx-checksum:def\r\nExpires:\tnever\r\nX-Empty:\r\n");
+        let checksums: Vec<_> = map.get_all("x-checksum").iter().collect();
+        assert_eq!(checksums, ["abc", "def"]);
+        assert_eq!(map["expires"], "never");
+        assert_eq!(map["x-empty"], "");
+        assert_eq!(map.len(), 4);
+        assert!(parse_trailers(b"").is_empty());
     }
 
     #[test]

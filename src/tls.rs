@@ -363,6 +363,13 @@ impl<S> fmt::Debug for TlsStream<S> {
     }
 }
 
+impl<S> TlsStream<S> {
+    /// The stream TLS runs over.
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.0.get_ref().inner
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream<S> {
     /// Runs one blocking-style operation of native-tls with the caller's
     /// waker: `WouldBlock` becomes `Pending`, and an error of the TLS layer

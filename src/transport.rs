@@ -35,10 +35,16 @@ use crate::util::with_deadline;
 
 /// A byte stream HTTP/1.1 can run over: what a custom connector returns.
 ///
-/// Implemented for every `AsyncRead + AsyncWrite + Send + Unpin` type.
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+/// Implemented for every `AsyncRead + AsyncWrite + Send + Sync + Unpin`
+/// type. `Sync` lets a [`Response`](crate::Response), which owns the
+/// stream, be shared by reference across threads (held as `&Response`
+/// across an `.await` in a spawned task); TCP and Unix sockets (std,
+/// `async-io`, `async-net`) and in-memory pipes are `Sync`. A stream that
+/// is not (one holding a `Cell`, say) can be wrapped in a
+/// `std::sync::Mutex` behind a small `AsyncRead`/`AsyncWrite` adapter.
+pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Io for T {}
 
 /// Where a custom connector should connect to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,6 +156,17 @@ impl Stream {
             Stream::Tls(tls) => tls.is_reusable_idle(),
             #[cfg(feature = "native-tls")]
             Stream::CustomTls(tls) => tls.is_reusable_idle(),
+        }
+    }
+
+    /// The peer's address of a TCP connection, plain or under TLS; `None`
+    /// for a custom connector's stream.
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(tcp) => tcp.get_ref().peer_addr().ok(),
+            #[cfg(feature = "native-tls")]
+            Stream::Tls(tls) => tls.get_ref().get_ref().peer_addr().ok(),
+            _ => None,
         }
     }
 

@@ -69,7 +69,7 @@ async fn get_body(client: &Client, url: &str) -> (StatusCode, Vec<u8>) {
     let resp = client.get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e:?}"));
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_else(|e| panic!("GET {url}: body: {e:?}"));
-    (status, body)
+    (status, body.into())
 }
 
 /// Sends a second request to a [`scripted`] server, checks it got
@@ -135,7 +135,7 @@ fn content_length_body_is_read_and_connection_reused() {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.version(), Version::HTTP_11);
         assert_eq!(resp.headers()["x-test"], "yes");
-        assert_eq!(resp.bytes().await.unwrap(), b"hello world");
+        assert_eq!(resp.bytes().await.unwrap(), &b"hello world"[..]);
         assert_eq!(second_request(&client, &server).await, 1);
     });
 }
@@ -205,7 +205,7 @@ fn interim_100_102_103_responses_are_skipped() {
         assert_eq!(resp.headers()["x-final"], "yes");
         assert!(resp.headers().get("x-interim").is_none(), "headers of an interim response leaked");
         assert!(resp.headers().get("link").is_none(), "headers of an interim response leaked");
-        assert_eq!(resp.bytes().await.unwrap(), b"final");
+        assert_eq!(resp.bytes().await.unwrap(), &b"final"[..]);
         assert_eq!(second_request(&client, &server).await, 1);
     });
 }
@@ -230,7 +230,7 @@ fn interim_responses_in_separate_writes_are_skipped() {
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert!(resp.headers().get("link").is_none());
-        assert_eq!(resp.bytes().await.unwrap(), b"ok");
+        assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);
     });
 }
 
@@ -361,7 +361,7 @@ fn http10_response_without_keep_alive_is_not_reused() {
         let client = Client::new();
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.version(), Version::HTTP_10);
-        assert_eq!(resp.bytes().await.unwrap(), b"hello");
+        assert_eq!(resp.bytes().await.unwrap(), &b"hello"[..]);
         assert_eq!(second_request(&client, &server).await, 2);
     });
 }
@@ -373,7 +373,7 @@ fn http10_response_with_keep_alive_and_content_length_is_reused() {
         let client = Client::new();
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.version(), Version::HTTP_10);
-        assert_eq!(resp.bytes().await.unwrap(), b"hello");
+        assert_eq!(resp.bytes().await.unwrap(), &b"hello"[..]);
         assert_eq!(second_request(&client, &server).await, 1);
     });
 }
@@ -399,7 +399,7 @@ fn obs_fold_header_value_is_unfolded_to_single_space() {
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.headers()["x-folded"], "first second third");
         assert_eq!(resp.headers()["x-after"], "ok");
-        assert_eq!(resp.bytes().await.unwrap(), b"body");
+        assert_eq!(resp.bytes().await.unwrap(), &b"body"[..]);
     });
 }
 
@@ -916,7 +916,7 @@ fn raised_max_response_head_size_accepts_100_kib_head() {
         let client = Client::builder().max_response_head_size(256 * 1024).build().unwrap();
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert!(resp.headers()["x-big"].len() > 90 * 1024);
-        assert_eq!(resp.bytes().await.unwrap(), b"ok");
+        assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);
     });
 }
 
@@ -927,7 +927,7 @@ fn raised_max_headers_accepts_500_fields() {
         let client = Client::builder().max_headers(1000).build().unwrap();
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert_eq!(resp.headers().len(), 500);
-        assert_eq!(resp.bytes().await.unwrap(), b"ok");
+        assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);
     });
 }
 
@@ -977,7 +977,7 @@ fn higher_minor_version_is_processed_as_http11_and_reused() {
         let resp = client.get(server.url("/")).send().await.unwrap();
         assert_eq!((resp.status(), resp.version()), (StatusCode::OK, Version::HTTP_11));
         assert!(resp.raw_head().starts_with(b"HTTP/1.2 200 OK\r\n"), "raw_head is what the server sent");
-        assert_eq!(resp.bytes().await.unwrap(), b"hello");
+        assert_eq!(resp.bytes().await.unwrap(), &b"hello"[..]);
         assert_eq!(second_request(&client, &server).await, 1);
     });
 }

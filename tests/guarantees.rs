@@ -26,7 +26,7 @@ fn thirty_two_interim_responses_are_skipped() {
     let body = with_deadline(Duration::from_secs(10), move || {
         smol::block_on(async { Client::new().get(url).send().await?.bytes().await })
     });
-    assert_eq!(body.unwrap(), b"ok");
+    assert_eq!(body.unwrap(), &b"ok"[..]);
 }
 
 #[test]

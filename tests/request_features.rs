@@ -21,7 +21,7 @@ fn run<Fut: Future<Output = ()>>(f: impl FnOnce() -> Fut + Send + 'static) {
 async fn roundtrip(server: &Server, request: smolreq::RequestBuilder) -> Request {
     let resp = request.send().await.unwrap_or_else(|e| panic!("send: {e:?}"));
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.bytes().await.unwrap(), b"ok");
+    assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);
     let received = server.received();
     assert_eq!(received.len(), 1, "expected exactly one request on the wire");
     received.into_iter().next().unwrap()

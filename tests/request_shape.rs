@@ -29,7 +29,7 @@ fn run<Fut: Future<Output = ()>>(f: impl FnOnce() -> Fut + Send + 'static) {
 async fn roundtrip(server: &Server, request: smolreq::RequestBuilder) -> Request {
     let resp = request.send().await.unwrap_or_else(|e| panic!("send: {e:?}"));
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.bytes().await.unwrap(), b"ok");
+    assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);
     let received = server.received();
     assert_eq!(received.len(), 1, "expected exactly one request on the wire");
     received.into_iter().next().unwrap()
@@ -567,7 +567,7 @@ fn execute_http_request_sends_method_headers_and_body() {
             .unwrap();
         let resp = client.execute(request).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.bytes().await.unwrap(), b"ok");
+        assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);
         let req = &server.received()[0];
         assert!(req.head_str().starts_with("POST /exec?x=1 HTTP/1.1\r\n"), "{}", req.head_str());
         assert_eq!(req.header_all("x-a"), ["1"]);
@@ -584,7 +584,7 @@ fn execute_http_get_without_body_has_no_content_length() {
         let client = Client::new();
         let request = smolreq::http::Request::get(server.url("/g")).body(Vec::new()).unwrap();
         let resp = client.execute(request).await.unwrap();
-        assert_eq!(resp.bytes().await.unwrap(), b"ok");
+        assert_eq!(resp.bytes().await.unwrap(), &b"ok"[..]);
         let req = &server.received()[0];
         assert_eq!(req.method, "GET");
         assert_eq!(req.header_count("content-length"), 0, "{}", req.head_str());

@@ -33,7 +33,8 @@ use super::ProtoError;
 /// Feed it whatever bytes have arrived with [`decode`](Self::decode); it
 /// writes chunk data to the output buffer and swallows framing. Chunk
 /// extensions are checked for forbidden bytes and ignored. Trailer fields
-/// are checked and discarded: a field line must start with a non-empty
+/// are checked and kept, as raw field lines, for
+/// [`take_trailers`](Self::take_trailers): a field line must start with a non-empty
 /// field name made of token characters, immediately followed by `:`, and
 /// its value must not contain control bytes other than HTAB (so no NUL, no
 /// bare CR, no bare LF); a line starting with SP or HTAB (obs-fold) is an
@@ -55,6 +56,9 @@ pub(crate) struct ChunkedDecoder {
     max_chunk_line: usize,
     /// Largest trailer section allowed.
     max_trailer_size: usize,
+    /// The trailer field lines accepted so far, CRLFs included (at most
+    /// `max_trailer_size` bytes; no allocation without trailers).
+    trailers: Vec<u8>,
 }
 
 /// Where the decoder is in the body.
@@ -111,6 +115,7 @@ impl ChunkedDecoder {
             trailer_len: 0,
             max_chunk_line,
             max_trailer_size,
+            trailers: Vec::new(),
         }
     }
 
@@ -172,8 +177,14 @@ impl ChunkedDecoder {
                 State::Framing(framing) => {
                     let Some(&byte) = input.get(consumed) else { break };
                     consumed += 1;
+                    let trailer_len = self.trailer_len;
                     match self.step(framing, byte) {
-                        Ok(next) => self.state = next,
+                        Ok(next) => {
+                            if self.trailer_len != trailer_len {
+                                self.trailers.push(byte);
+                            }
+                            self.state = next;
+                        }
                         Err(error) => {
                             self.state = State::Failed(error.clone());
                             return Err(error);
@@ -185,9 +196,34 @@ impl ChunkedDecoder {
         Ok(consumed)
     }
 
+    /// Decodes `input` without keeping the chunk data: (bytes of input
+    /// consumed, bytes of chunk data seen). Run on a clone, it measures a
+    /// body that is already buffered, so its buffer can be sized exactly.
+    pub(crate) fn skim(&mut self, input: &[u8]) -> Result<(usize, usize), ProtoError> {
+        let mut seen = 0;
+        let consumed = self.decode_with(input, usize::MAX, |data| seen += data.len())?;
+        Ok((consumed, seen))
+    }
+
+    /// Bytes of chunk data still due in the current chunk, when the next
+    /// input byte is chunk data; `None` while reading framing.
+    pub(crate) fn data_left(&self) -> Option<u64> {
+        match self.state {
+            State::Data(left) => Some(left),
+            _ => None,
+        }
+    }
+
     /// True once the last chunk and the trailer section (final CRLF) have been consumed.
     pub(crate) fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
+    }
+
+    /// The trailer field lines received (each `name:value` and CRLF,
+    /// checked as described on [`ChunkedDecoder`]), taken out of the
+    /// decoder; empty when there were none.
+    pub(crate) fn take_trailers(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.trailers)
     }
 
     /// Call when the connection reached EOF: Ok(()) if done, else Err(ProtoError::TruncatedBody).
@@ -469,6 +505,37 @@ mod tests {
     fn trailers_accepted_and_discarded() {
         let input = b"5\r\nhello\r\n0\r\nExpires: never\r\nX-Checksum:abc\r\nX-Empty:\r\n\r\n";
         assert_eq!(body_of(input), b"hello");
+    }
+
+    #[test]
+    fn trailers_are_kept_as_field_lines_whatever_the_split() {
+        let input = b"5\r\nhello\r\n0\r\nExpires: never\r\nX-Checksum:abc\r\nX-Empty:\r\n\r\n";
+        for step in 1..=input.len() {
+            let mut dec = decoder();
+            let mut pos = 0;
+            let mut out = [0u8; 16];
+            while !dec.is_done() {
+                let end = input.len().min(pos + step);
+                pos += dec.decode(&input[pos..end], &mut out).unwrap().0;
+            }
+            assert_eq!(dec.take_trailers(), b"Expires: never\r\nX-Checksum:abc\r\nX-Empty:\r\n", "step {step}");
+            assert!(dec.take_trailers().is_empty());
+        }
+        let mut dec = decoder();
+        dec.decode(b"0\r\n\r\n", &mut []).unwrap();
+        assert!(dec.is_done() && dec.take_trailers().is_empty());
+    }
+
+    #[test]
+    fn skim_measures_a_buffered_body_without_keeping_it() {
+        let input = b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-A: 1\r\n\r\n";
+        let mut probe = decoder();
+        assert_eq!(probe.skim(input).unwrap(), (input.len(), 11));
+        assert!(probe.is_done());
+        let mut probe = decoder();
+        assert_eq!(probe.skim(&input[..15]).unwrap(), (15, 7));
+        assert!(!probe.is_done());
+        assert_eq!(decoder().skim(b"5\r\nhello\r\nzz").unwrap_err(), ProtoError::InvalidChunkSize);
     }
 
     #[test]
