@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{Server, with_deadline};
 use nginx::{TempDir, free_port};
-use smolreq::{Client, ClientBuilder, ErrorKind, Proxy};
+use smolreq::{Client, ErrorKind, Proxy};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -208,7 +208,7 @@ fn two_plain_requests(client: Client, origin: &Server) -> smolreq::PoolStats {
 #[cfg(feature = "native-tls")]
 mod tls {
     use super::*;
-    use smolreq::Certificate;
+    use smolreq::{Certificate, ClientBuilder};
     use tls_util::{Ca, TlsConfig, TlsServer, ok_server};
 
     pub struct TlsOrigin {
