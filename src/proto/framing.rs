@@ -136,7 +136,10 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 
 /// The server's `Keep-Alive: timeout=N`, if it sent one.
 pub(crate) fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("keep-alive")?.to_str().ok()?;
+    // A constant name: looking a `&str` up would link the header name
+    // parser a second time.
+    const KEEP_ALIVE: header::HeaderName = header::HeaderName::from_static("keep-alive");
+    let value = headers.get(KEEP_ALIVE)?.to_str().ok()?;
     value.split(',').find_map(|param| {
         let (name, secs) = param.split_once('=')?;
         if !name.trim().eq_ignore_ascii_case("timeout") {
