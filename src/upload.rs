@@ -17,6 +17,7 @@ use crate::conn::{Conn, Written};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::Limits;
 use crate::proto::chunked::{CHUNK_END, LAST_CHUNK, encode_chunk_header};
+use crate::proto::framing::any_value;
 use crate::proto::head::RequestFraming;
 use crate::request::RequestBody;
 
@@ -32,9 +33,7 @@ pub(crate) fn continue_wait(headers: &HeaderMap, framing: RequestFraming, wait: 
         RequestFraming::Chunked => true,
         RequestFraming::None => false,
     };
-    let expects = |headers: &HeaderMap| {
-        headers.get_all(header::EXPECT).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-    };
+    let expects = |headers| any_value(headers, &header::EXPECT, &mut |v| v.eq_ignore_ascii_case(b"100-continue"));
     (has_body && expects(headers)).then_some(wait)
 }
 

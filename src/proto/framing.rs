@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode, Version};
 
 use super::ProtoError;
@@ -79,28 +79,35 @@ fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
 
 /// True if any `Connection` field lists `token` (case-insensitive).
 pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+    any_element(headers, &header::CONNECTION, &mut |t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Calls `f` with each value of the `name` fields, in order, until it
+/// returns true; true if it did. Not generic and not inlined: the field
+/// iteration is compiled once for all its callers.
+#[inline(never)]
+pub(crate) fn any_value(headers: &HeaderMap, name: &HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    headers.get_all(name).iter().any(|v| f(v.as_bytes()))
+}
+
+/// [`any_value`] over the comma-separated elements of the values, each
+/// trimmed of surrounding whitespace (empty elements included).
+#[inline(never)]
+fn any_element(headers: &HeaderMap, name: &HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    any_value(headers, name, &mut |value| value.split(|&b| b == b',').any(|element| f(element.trim_ascii())))
 }
 
 /// Accepts exactly one transfer coding, `chunked`, in one or more fields.
 fn transfer_coding_is_chunked(headers: &HeaderMap) -> Result<(), ProtoError> {
     let mut codings = 0;
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        for coding in value.as_bytes().split(|&b| b == b',') {
-            let coding = coding.trim_ascii();
-            if coding.is_empty() {
-                continue;
-            }
-            if !coding.eq_ignore_ascii_case(b"chunked") {
-                return Err(ProtoError::UnsupportedTransferEncoding);
-            }
-            codings += 1;
+    let other = any_element(headers, &header::TRANSFER_ENCODING, &mut |coding| {
+        if coding.is_empty() {
+            return false;
         }
-    }
-    if codings == 1 { Ok(()) } else { Err(ProtoError::UnsupportedTransferEncoding) }
+        codings += 1;
+        !coding.eq_ignore_ascii_case(b"chunked")
+    });
+    if !other && codings == 1 { Ok(()) } else { Err(ProtoError::UnsupportedTransferEncoding) }
 }
 
 /// The Content-Length, if present. Repeated identical values (in one field
@@ -108,16 +115,14 @@ fn transfer_coding_is_chunked(headers: &HeaderMap) -> Result<(), ProtoError> {
 /// is an error.
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ProtoError> {
     let mut found: Option<u64> = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(part.trim_ascii()).ok_or(ProtoError::InvalidContentLength)?;
-            match found {
-                Some(prev) if prev != n => return Err(ProtoError::InvalidContentLength),
-                _ => found = Some(n),
-            }
+    let bad = any_element(headers, &header::CONTENT_LENGTH, &mut |part| match parse_decimal(part) {
+        Some(n) if found.is_none_or(|prev| prev == n) => {
+            found = Some(n);
+            false
         }
-    }
-    Ok(found)
+        _ => true,
+    });
+    if bad { Err(ProtoError::InvalidContentLength) } else { Ok(found) }
 }
 
 /// Strict `1*DIGIT` into a u64: no sign, no space, no overflow. Leading
