@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
+use super::framing::any_value;
 use super::{Limits, ProtoError};
 
 /// How the request body is framed on the wire.
@@ -44,7 +45,10 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
     buf.push(b' ');
     buf.extend_from_slice(head.target.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
-    if !head.headers.contains_key(header::HOST) {
+    // Through the framing module's field walker: an inlined lookup of
+    // each name would cost more code than it saves time.
+    let has = |name| any_value(head.headers, name, &mut |_| true);
+    if !has(&header::HOST) {
         put_field(buf, b"Host", head.host.as_bytes());
     }
     for (name, value) in head.headers {
@@ -53,17 +57,12 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
         }
         put_field(buf, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !head.headers.contains_key(header::USER_AGENT) {
+    if !has(&header::USER_AGENT) {
         put_field(buf, b"User-Agent", head.user_agent.as_bytes());
     }
     match head.framing {
         RequestFraming::None => {}
-        RequestFraming::Length(n) => {
-            buf.extend_from_slice(b"Content-Length: ");
-            let digits = itoa_buf(n);
-            buf.extend_from_slice(digits.as_bytes());
-            buf.extend_from_slice(b"\r\n");
-        }
+        RequestFraming::Length(n) => put_field(buf, b"Content-Length", itoa_buf(n).as_bytes()),
         RequestFraming::Chunked => buf.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
     buf.extend_from_slice(b"\r\n");
@@ -71,6 +70,7 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
     Ok(())
 }
 
+#[inline(never)]
 fn put_field(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     buf.extend_from_slice(name);
     buf.extend_from_slice(b": ");
