@@ -183,18 +183,15 @@ impl Conn {
     pub(crate) async fn send(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
         let mut written = 0;
         loop {
-            match poll_fn(|cx| self.poll_send(cx, extra, &mut written)).await? {
+            let failed = match poll_fn(|cx| self.poll_send(cx, extra, &mut written)).await? {
                 Step::Sent => return Ok(Written::All),
-                Step::Arrived => {
-                    // Boxed, like the error path below: both are rare, and
-                    // inline they would size every request future.
-                    let head = Box::pin(self.read_any_head(limits)).await?;
-                    if !head.status.is_informational() {
-                        self.early = Some(Box::new(head));
-                        return Ok(Written::Answered);
-                    }
-                }
-                Step::WriteFailed(e) => return Box::pin(self.answer_after_write_error(e, limits)).await,
+                Step::Arrived => None,
+                Step::WriteFailed(e) => Some(e),
+            };
+            // Boxed: an early answer is rare, and inline it would size
+            // every request future.
+            if Box::pin(self.early_answer(failed, limits)).await? {
+                return Ok(Written::Answered);
             }
         }
     }
@@ -241,19 +238,35 @@ impl Conn {
         }
     }
 
-    /// After a failed write: a response the server sent before the
-    /// connection broke is still readable (bytes received before a reset
-    /// stay in the socket), and is returned as an early answer. Nothing
-    /// readable now means nothing will come: the write error stands.
-    async fn answer_after_write_error(&mut self, err: io::Error, limits: &Limits) -> Result<Written> {
-        if !self.has_unread_bytes() {
+    /// Reads what arrived while the request was being written; true when
+    /// it is a final response, kept for [`Conn::read_head`] (the request
+    /// stops there), false for an interim one (writing goes on).
+    ///
+    /// After a failed write (`failed`): a response the server sent before
+    /// the connection broke is still readable (bytes received before a
+    /// reset stay in the socket), and is returned as an early answer,
+    /// interim responses skipped. Nothing readable now means nothing will
+    /// come: the write error stands.
+    async fn early_answer(&mut self, failed: Option<io::Error>, limits: &Limits) -> Result<bool> {
+        let writing = failed.is_none();
+        if let Some(err) = failed
+            && !self.has_unread_bytes()
+        {
             match poll_once(poll_fn(|cx| self.poll_fill(cx))).await {
                 Some(Ok(n)) if n > 0 => {}
                 _ => return Err(Error::io(err)),
             }
         }
-        self.early = Some(Box::new(self.read_head(limits).await?));
-        Ok(Written::Answered)
+        loop {
+            let head = self.read_any_head(limits).await?;
+            if !head.status.is_informational() {
+                self.early = Some(Box::new(head));
+                return Ok(true);
+            }
+            if writing {
+                return Ok(false);
+            }
+        }
     }
 
     /// Waits up to `wait` for the server's `100 Continue` to a request sent
