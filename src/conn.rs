@@ -8,6 +8,7 @@
 //! response, so bytes a server sends after a response can never be
 //! mistaken for the next one.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -24,6 +25,7 @@ use crate::proto::framing::Framing;
 use crate::proto::head::{ResponseHead, build_response_head, may_be_complete, response_head_len};
 use crate::proto::{Limits, ProtoError};
 use crate::transport::Stream;
+use crate::util::{OutOfLine, out_of_line};
 
 /// How many bytes the first read of a connection asks for: enough for a
 /// typical head and small body, small enough that ten thousand idle
@@ -180,7 +182,16 @@ impl Conn {
     /// ([`Written::Answered`]). A failed write whose response is readable
     /// (a server that answered and reset the connection) also returns
     /// `Answered`; without one, the write error.
-    pub(crate) async fn send(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
+    pub(crate) fn send<'a>(
+        &'a mut self,
+        extra: &'a [u8],
+        limits: &'a Limits,
+    ) -> OutOfLine<impl Future<Output = Result<Written>> + Send + 'a> {
+        // Out of line: awaited in several places, compiled once.
+        out_of_line(self.send_inline(extra, limits))
+    }
+
+    async fn send_inline(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
         let mut written = 0;
         loop {
             let failed = match poll_fn(|cx| self.poll_send(cx, extra, &mut written)).await? {
@@ -344,7 +355,16 @@ impl Conn {
         Ok(())
     }
 
-    async fn read_one_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
+    /// Reads the next head, final or interim. Out of line: awaited in
+    /// several places, compiled once.
+    fn read_one_head<'a>(
+        &'a mut self,
+        limits: &'a Limits,
+    ) -> OutOfLine<impl Future<Output = Result<ResponseHead>> + Send + 'a> {
+        out_of_line(self.read_one_head_inline(limits))
+    }
+
+    async fn read_one_head_inline(&mut self, limits: &Limits) -> Result<ResponseHead> {
         let mut scanned = 0;
         let mut status_line_checked = false;
         if self.filled == 0 {
