@@ -145,12 +145,22 @@ pub(crate) fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
     // parser a second time.
     const KEEP_ALIVE: header::HeaderName = header::HeaderName::from_static("keep-alive");
     let value = headers.get(KEEP_ALIVE)?.to_str().ok()?;
-    value.split(',').find_map(|param| {
-        let (name, secs) = param.split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("timeout") {
+    // On bytes, as `str::parse::<u64>` reads a quoted, trimmed number
+    // (an optional `+`, then digits): the value is visible ASCII, so
+    // ASCII trimming is the whole of it.
+    value.as_bytes().split(|&b| b == b',').find_map(|param| {
+        let eq = param.iter().position(|&b| b == b'=')?;
+        if !param[..eq].trim_ascii().eq_ignore_ascii_case(b"timeout") {
             return None;
         }
-        secs.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs)
+        let mut secs = param[eq + 1..].trim_ascii();
+        while let [b'"', rest @ ..] = secs {
+            secs = rest;
+        }
+        while let [rest @ .., b'"'] = secs {
+            secs = rest;
+        }
+        parse_decimal(secs.strip_prefix(b"+").unwrap_or(secs)).map(Duration::from_secs)
     })
 }
 
@@ -320,5 +330,28 @@ mod tests {
         let (head, _) =
             parse_response_head(b"HTTP/1.1 200 OK\r\nKeep-Alive: bogus\r\n\r\n", &Limits::default()).unwrap().unwrap();
         assert_eq!(keep_alive_timeout(&head.headers), None);
+        // The number is read as `str::parse::<u64>` reads it, trimmed and unquoted.
+        for (value, secs) in [
+            ("timeout=\"7\"", Some(7)),
+            ("timeout=+3", Some(3)),
+            ("max=1, Timeout = 4 ", Some(4)),
+            ("timeout=-1", None),
+            ("timeout=++1", None),
+            ("timeout=+", None),
+            ("timeout=\" 2\"", None),
+            ("timeout=99999999999999999999", None),
+            ("timeout", None),
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\nKeep-Alive: {value}\r\n\r\n");
+            let (head, _) = parse_response_head(raw.as_bytes(), &Limits::default()).unwrap().unwrap();
+            assert_eq!(keep_alive_timeout(&head.headers), secs.map(Duration::from_secs), "{value}");
+            let reference = value.split(',').find_map(|param| {
+                let (name, secs) = param.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("timeout")
+                    .then(|| secs.trim().trim_matches('"').parse::<u64>().ok())?
+            });
+            assert_eq!(reference, secs, "the str reading of {value}");
+        }
     }
 }
