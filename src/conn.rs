@@ -22,7 +22,7 @@ use futures_lite::future::{poll_fn, poll_once};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::framing::Framing;
-use crate::proto::head::{ResponseHead, build_response_head, may_be_complete, response_head_len};
+use crate::proto::head::{ResponseHead, build_response_head, may_be_complete, response_head_status};
 use crate::proto::{Limits, ProtoError};
 use crate::transport::Stream;
 use crate::util::{OutOfLine, out_of_line};
@@ -67,10 +67,6 @@ pub(crate) struct Conn {
     pub(crate) write_buf: Vec<u8>,
     /// Whether any byte of the current exchange's response has arrived.
     received_any: bool,
-    /// A final response head that arrived while the request was still
-    /// being written; [`Conn::read_head`] returns it. Boxed: it is rare,
-    /// and a `Conn` sits in every idle pool entry.
-    early: Option<Box<ResponseHead>>,
     /// Interim (1xx) responses skipped in the current exchange.
     interim: usize,
     /// False once the server closed its side during the current upload:
@@ -138,7 +134,6 @@ impl Conn {
             read_size: MIN_READ,
             write_buf: Vec::new(),
             received_any: false,
-            early: None,
             interim: 0,
             read_open: true,
         }
@@ -147,7 +142,6 @@ impl Conn {
     /// Starts a new exchange on this connection.
     pub(crate) fn begin_exchange(&mut self) {
         self.received_any = false;
-        self.early = None;
         self.interim = 0;
         self.read_open = true;
         self.write_buf.clear();
@@ -178,7 +172,7 @@ impl Conn {
     /// a request that goes out at once costs no read attempt, and a server
     /// that answers early but keeps reading still gets the whole body. An
     /// interim (1xx) response is skipped and writing goes on; a final one
-    /// is kept for [`Conn::read_head`] and writing stops
+    /// is left in the read buffer for [`Conn::read_head`] and writing stops
     /// ([`Written::Answered`]). A failed write whose response is readable
     /// (a server that answered and reset the connection) also returns
     /// `Answered`; without one, the write error.
@@ -249,9 +243,10 @@ impl Conn {
         }
     }
 
-    /// Reads what arrived while the request was being written; true when
-    /// it is a final response, kept for [`Conn::read_head`] (the request
-    /// stops there), false for an interim one (writing goes on).
+    /// Looks at what arrived while the request was being written; true
+    /// when it is a final response, left unread in the buffer for
+    /// [`Conn::read_head`] (nothing is stored: the request stops there),
+    /// false for an interim one, read and skipped (writing goes on).
     ///
     /// After a failed write (`failed`): a response the server sent before
     /// the connection broke is still readable (bytes received before a
@@ -269,11 +264,11 @@ impl Conn {
             }
         }
         loop {
-            let head = self.read_any_head(limits).await?;
-            if !head.status.is_informational() {
-                self.early = Some(Box::new(head));
+            // A final head stays in the buffer, where `read_head` finds it.
+            if !self.next_head(limits).await?.is_informational() {
                 return Ok(true);
             }
+            self.read_any_head(limits).await?;
             if writing {
                 return Ok(false);
             }
@@ -297,13 +292,14 @@ impl Conn {
             if !arrived {
                 return Ok(Written::All);
             }
-            let head = self.read_any_head(limits).await?;
-            if head.status == http::StatusCode::CONTINUE {
-                return Ok(Written::All);
-            }
-            if !head.status.is_informational() {
-                self.early = Some(Box::new(head));
+            // A final head stays in the buffer, where `read_head` finds it.
+            let status = self.next_head(limits).await?;
+            if !status.is_informational() {
                 return Ok(Written::Answered);
+            }
+            self.read_any_head(limits).await?;
+            if status == http::StatusCode::CONTINUE {
+                return Ok(Written::All);
             }
         }
     }
@@ -318,12 +314,10 @@ impl Conn {
         Poll::Ready(Ok(()))
     }
 
-    /// Reads the final response head, skipping interim 1xx responses (or
-    /// returns the one that arrived while the request was being written).
+    /// Reads the final response head, skipping interim 1xx responses (a
+    /// final one that arrived while the request was being written is still
+    /// in the buffer).
     pub(crate) async fn read_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
-        if let Some(head) = self.early.take() {
-            return Ok(*head);
-        }
         loop {
             let head = self.read_one_head(limits).await?;
             self.check_interim(&head)?;
@@ -355,16 +349,31 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads the next head, final or interim. Out of line: awaited in
-    /// several places, compiled once.
-    fn read_one_head<'a>(
-        &'a mut self,
-        limits: &'a Limits,
-    ) -> OutOfLine<impl Future<Output = Result<ResponseHead>> + Send + 'a> {
-        out_of_line(self.read_one_head_inline(limits))
+    /// Reads the next head, final or interim.
+    async fn read_one_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
+        let len = self.next_head_len(limits).await?.0;
+        self.buf.advance(self.start);
+        self.start = 0;
+        self.filled -= len;
+        Ok(build_response_head(self.buf.split_to(len).freeze(), limits)?)
     }
 
-    async fn read_one_head_inline(&mut self, limits: &Limits) -> Result<ResponseHead> {
+    /// The status of the next head, once it is complete in the buffer
+    /// (where it stays).
+    async fn next_head(&mut self, limits: &Limits) -> Result<http::StatusCode> {
+        Ok(self.next_head_len(limits).await?.1)
+    }
+
+    /// Waits until a complete head starts the unread bytes: its length and
+    /// status. Out of line: awaited in several places, compiled once.
+    fn next_head_len<'a>(
+        &'a mut self,
+        limits: &'a Limits,
+    ) -> OutOfLine<impl Future<Output = Result<(usize, http::StatusCode)>> + Send + 'a> {
+        out_of_line(self.next_head_len_inline(limits))
+    }
+
+    async fn next_head_len_inline(&mut self, limits: &Limits) -> Result<(usize, http::StatusCode)> {
         let mut scanned = 0;
         let mut status_line_checked = false;
         if self.filled == 0 {
@@ -377,11 +386,8 @@ impl Conn {
             let first_line_done = !status_line_checked && available.contains(&b'\n');
             if first_line_done || may_be_complete(available, scanned) {
                 status_line_checked = true;
-                if let Some(len) = response_head_len(available, limits)? {
-                    self.buf.advance(self.start);
-                    self.start = 0;
-                    self.filled -= len;
-                    return Ok(build_response_head(self.buf.split_to(len).freeze(), limits)?);
+                if let Some(head) = response_head_status(available, limits)? {
+                    return Ok(head);
                 }
             }
             scanned = available.len();

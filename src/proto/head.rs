@@ -179,9 +179,18 @@ pub(crate) fn parse_response_head(buf: &[u8], limits: &Limits) -> Result<Option<
 /// Checks whether `buf` starts with a complete, valid response head and
 /// returns its length; `Ok(None)` when more bytes are needed.
 pub(crate) fn response_head_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtoError> {
+    Ok(response_head_status(buf, limits)?.map(|(len, _)| len))
+}
+
+/// [`response_head_len`] and the head's status code.
+pub(crate) fn response_head_status(buf: &[u8], limits: &Limits) -> Result<Option<(usize, StatusCode)>, ProtoError> {
+    let status = |response: &httparse::Response<'_, '_>, len| {
+        let status = response.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(ProtoError::InvalidStatus)?;
+        Ok((len, status))
+    };
     match as_http11(buf, limits) {
-        Some(patched) => with_parsed(&patched, limits, |_, len| Ok(len)),
-        None => with_parsed(buf, limits, |_, len| Ok(len)),
+        Some(patched) => with_parsed(&patched, limits, status),
+        None => with_parsed(buf, limits, status),
     }
 }
 
