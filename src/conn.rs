@@ -319,8 +319,7 @@ impl Conn {
     /// in the buffer).
     pub(crate) async fn read_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
         loop {
-            let head = self.read_one_head(limits).await?;
-            self.check_interim(&head)?;
+            let head = self.read_any_head(limits).await?;
             if !head.status.is_informational() {
                 return Ok(head);
             }
@@ -328,10 +327,16 @@ impl Conn {
     }
 
     /// Reads the next head, final or interim (see [`Conn::check_interim`]).
-    async fn read_any_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
-        let head = self.read_one_head(limits).await?;
-        self.check_interim(&head)?;
-        Ok(head)
+    /// Out of line: awaited in several places, compiled once.
+    fn read_any_head<'a>(
+        &'a mut self,
+        limits: &'a Limits,
+    ) -> OutOfLine<impl Future<Output = Result<ResponseHead>> + Send + 'a> {
+        out_of_line(async move {
+            let head = self.read_one_head(limits).await?;
+            self.check_interim(&head)?;
+            Ok(head)
+        })
     }
 
     /// Refuses a 101 (smolreq never asks to switch protocols) and counts
