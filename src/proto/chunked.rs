@@ -324,18 +324,18 @@ fn is_token_char(byte: u8) -> bool {
 pub(crate) fn encode_chunk_header(len: usize, buf: &mut Vec<u8>) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     debug_assert!(len > 0, "a data chunk must not be empty; use LAST_CHUNK");
-    let mut hex = [0u8; 2 * size_of::<usize>()];
-    let mut start = hex.len();
+    // Pushed last digit first, then put in order: a loop over a fixed-size
+    // buffer instead is unrolled into sixteen steps.
+    let start = buf.len();
     let mut rest = len;
     loop {
-        start -= 1;
-        hex[start] = DIGITS[rest % 16];
+        buf.push(DIGITS[rest % 16]);
         rest /= 16;
         if rest == 0 {
             break;
         }
     }
-    buf.extend_from_slice(&hex[start..]);
+    buf[start..].reverse();
     buf.extend_from_slice(b"\r\n");
 }
 
