@@ -226,10 +226,11 @@ pub(crate) fn build_response_head(head: Bytes, limits: &Limits) -> Result<Respon
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| ProtoError::InvalidHead("invalid header name"))?;
             let value = if field.value.contains(&b'\n') {
-                HeaderValue::from_bytes(&unfold(field.value))
+                Bytes::from(unfold(field.value))
             } else {
-                HeaderValue::from_maybe_shared(head.slice(range_in(parsed, field.value)))
-            }
+                head.slice(range_in(parsed, field.value))
+            };
+            let value = HeaderValue::from_maybe_shared(value)
             .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
             headers.append(name, value);
         }
