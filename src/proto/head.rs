@@ -230,8 +230,8 @@ pub(crate) fn build_response_head(head: Bytes, limits: &Limits) -> Result<Respon
             } else {
                 head.slice(range_in(parsed, field.value))
             };
-            let value = HeaderValue::from_maybe_shared(value)
-            .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
+            let value =
+                HeaderValue::from_maybe_shared(value).map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
             headers.append(name, value);
         }
         Ok(ResponseHead { version, status, reason, headers, raw: head.clone() })
