@@ -57,27 +57,46 @@ impl<'a> Reference<'a> {
     /// would-be scheme that is not `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`
     /// makes the whole reference a relative path.
     fn parse(s: &'a str) -> Reference<'a> {
-        let (rest, fragment) = match s.split_once('#') {
+        let (rest, fragment) = match split_at(s, b'#') {
             Some((rest, fragment)) => (rest, Some(fragment)),
             None => (s, None),
         };
-        let (rest, query) = match rest.split_once('?') {
+        let (rest, query) = match split_at(rest, b'?') {
             Some((rest, query)) => (rest, Some(query)),
             None => (rest, None),
         };
-        let (scheme, rest) = match rest.find([':', '/']) {
+        let (scheme, rest) = match rest.bytes().position(|b| b == b':' || b == b'/') {
             Some(i) if rest.as_bytes()[i] == b':' && is_scheme(&rest[..i]) => (Some(&rest[..i]), &rest[i + 1..]),
             _ => (None, rest),
         };
         let (authority, path) = match rest.strip_prefix("//") {
             Some(rest) => {
-                let end = rest.find('/').unwrap_or(rest.len());
+                let end = find(rest, b'/').unwrap_or(rest.len());
                 (Some(&rest[..end]), &rest[end..])
             }
             None => (None, rest),
         };
         Reference { scheme, authority, path, query, fragment }
     }
+}
+
+// Searches for ASCII bytes (never inside a multi-byte character, so the
+// positions are character boundaries): simple byte loops, where `char`
+// patterns would each link a searcher.
+
+/// The first position of `b` in `s`.
+fn find(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// The last position of `b` in `s`.
+fn rfind(s: &str, b: u8) -> Option<usize> {
+    s.bytes().rposition(|c| c == b)
+}
+
+/// `s` split around its first `b`.
+fn split_at(s: &str, b: u8) -> Option<(&str, &str)> {
+    find(s, b).map(|i| (&s[..i], &s[i + 1..]))
 }
 
 fn is_scheme(s: &str) -> bool {
@@ -110,7 +129,7 @@ fn merge(base: &Reference<'_>, path: &str) -> String {
     if base.authority.is_some() && base.path.is_empty() {
         return format!("/{path}");
     }
-    let dir = &base.path[..base.path.rfind('/').map_or(0, |i| i + 1)];
+    let dir = &base.path[..rfind(base.path, b'/').map_or(0, |i| i + 1)];
     format!("{dir}{path}")
 }
 
@@ -128,13 +147,13 @@ fn remove_dot_segments(path: &str) -> String {
         } else if input.starts_with("/../") || input == "/.." {
             // C: replace the prefix with "/" and drop the last output segment.
             input = if input == "/.." { "/" } else { &input[3..] };
-            output.truncate(output.rfind('/').unwrap_or(0));
+            output.truncate(rfind(&output, b'/').unwrap_or(0));
         } else if input == "." || input == ".." {
             input = ""; // D
         } else {
             // E: move the first segment (with its leading "/", if any).
             let start = usize::from(input.starts_with('/'));
-            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            let end = find(&input[start..], b'/').map_or(input.len(), |i| i + start);
             output.push_str(&input[..end]);
             input = &input[end..];
         }
