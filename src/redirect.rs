@@ -8,11 +8,13 @@ pub(crate) const INVALID: &str = "invalid Location in redirect";
 /// Why a `Location` cannot be followed: its scheme is not http(s).
 pub(crate) const UNSUPPORTED_SCHEME: &str = "redirect to a scheme other than http:// or https:// cannot be followed";
 
-/// Resolves `location` against `base`. The fragment is dropped (it is
-/// never sent). Fails with [`INVALID`] or [`UNSUPPORTED_SCHEME`] when the
+/// Resolves `location`, the text of a `Location` header, against `base`.
+/// The fragment is dropped (it is never sent). Fails with [`INVALID`] or [`UNSUPPORTED_SCHEME`] when the
 /// result is not an http(s) URL to fetch.
 pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, &'static str> {
-    let location = location.trim();
+    // The caller's `location` is a header value's `to_str`: visible ASCII,
+    // spaces and tabs, so ASCII trimming is all the trimming there is.
+    let location = location.trim_ascii();
     if location.is_empty() || location.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(INVALID);
     }
