@@ -144,11 +144,23 @@ pub(crate) fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
     // A constant name: looking a `&str` up would link the header name
     // parser a second time.
     const KEEP_ALIVE: header::HeaderName = header::HeaderName::from_static("keep-alive");
-    let value = headers.get(KEEP_ALIVE)?.to_str().ok()?;
-    // On bytes, as `str::parse::<u64>` reads a quoted, trimmed number
-    // (an optional `+`, then digits): the value is visible ASCII, so
-    // ASCII trimming is the whole of it.
-    value.as_bytes().split(|&b| b == b',').find_map(|param| {
+    // The first field only, as `HeaderMap::get` has it, through the
+    // shared field walker.
+    let mut timeout = None;
+    any_value(headers, &KEEP_ALIVE, &mut |value| {
+        timeout = keep_alive_param(value);
+        true
+    });
+    timeout
+}
+
+/// The `timeout` parameter of a Keep-Alive value. `None` unless the value
+/// is visible ASCII (what `HeaderValue::to_str` accepts).
+fn keep_alive_param(value: &[u8]) -> Option<Duration> {
+    if !value.iter().all(|&b| (32..127).contains(&b) || b == b'\t') {
+        return None;
+    }
+    value.split(|&b| b == b',').find_map(|param| {
         let eq = param.iter().position(|&b| b == b'=')?;
         if !param[..eq].trim_ascii().eq_ignore_ascii_case(b"timeout") {
             return None;
@@ -353,5 +365,14 @@ mod tests {
             });
             assert_eq!(reference, secs, "the str reading of {value}");
         }
+        // Not visible ASCII: `to_str` refuses it, and so is the timeout.
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, x=\xff\r\n\r\n";
+        let (head, _) = parse_response_head(raw, &Limits::default()).unwrap().unwrap();
+        assert!(head.headers.get("keep-alive").unwrap().to_str().is_err());
+        assert_eq!(keep_alive_timeout(&head.headers), None);
+        // The first field only, as `HeaderMap::get` reads it.
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: max=5\r\nKeep-Alive: timeout=5\r\n\r\n";
+        let (head, _) = parse_response_head(raw, &Limits::default()).unwrap().unwrap();
+        assert_eq!(keep_alive_timeout(&head.headers), None);
     }
 }
