@@ -37,7 +37,7 @@ pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, &'static str> {
         return Err(INVALID); // `http:g` is a valid reference, but no URL to fetch
     }
     target.fragment = None;
-    match target.to_string().parse::<Uri>() {
+    match Uri::try_from(target.compose()) {
         Ok(uri) if uri.scheme().is_some() && uri.host().is_some() => Ok(uri),
         _ => Err(INVALID),
     }
@@ -163,23 +163,28 @@ fn remove_dot_segments(path: &str) -> String {
     output
 }
 
-impl std::fmt::Display for Reference<'_, String> {
+impl Reference<'_, String> {
     /// RFC 3986 section 5.3, component recomposition.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn compose(&self) -> String {
+        let mut out = String::new();
         if let Some(scheme) = self.scheme {
-            write!(f, "{scheme}:")?;
+            out += scheme;
+            out += ":";
         }
         if let Some(authority) = self.authority {
-            write!(f, "//{authority}")?;
+            out += "//";
+            out += authority;
         }
-        f.write_str(&self.path)?;
+        out += &self.path;
         if let Some(query) = self.query {
-            write!(f, "?{query}")?;
+            out += "?";
+            out += query;
         }
         if let Some(fragment) = self.fragment {
-            write!(f, "#{fragment}")?;
+            out += "#";
+            out += fragment;
         }
-        Ok(())
+        out
     }
 }
 
@@ -194,7 +199,7 @@ mod tests {
     /// The resolution of RFC 3986 itself, fragments included.
     fn rfc(reference: &str) -> String {
         let base = Reference::parse("http://a/b/c/d;p?q");
-        resolve_reference(&base, &Reference::parse(reference)).to_string()
+        resolve_reference(&base, &Reference::parse(reference)).compose()
     }
 
     /// Every example of RFC 3986 section 5.4.1.
