@@ -322,20 +322,8 @@ fn is_token_char(byte: u8) -> bool {
 /// A zero `len` would write the last chunk by accident, so it is a bug in
 /// the caller (checked in debug builds); use [`LAST_CHUNK`] instead.
 pub(crate) fn encode_chunk_header(len: usize, buf: &mut Vec<u8>) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     debug_assert!(len > 0, "a data chunk must not be empty; use LAST_CHUNK");
-    // Pushed last digit first, then put in order: a loop over a fixed-size
-    // buffer instead is unrolled into sixteen steps.
-    let start = buf.len();
-    let mut rest = len;
-    loop {
-        buf.push(DIGITS[rest % 16]);
-        rest /= 16;
-        if rest == 0 {
-            break;
-        }
-    }
-    buf[start..].reverse();
+    super::put_number(buf, len as u64, 16);
     buf.extend_from_slice(b"\r\n");
 }
 

@@ -64,7 +64,7 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
             buf.extend_from_slice(b"Content-Length: ");
-            put_decimal(buf, n);
+            super::put_number(buf, n, 10);
             buf.extend_from_slice(b"\r\n");
         }
         RequestFraming::Chunked => buf.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
@@ -80,22 +80,6 @@ fn put_field(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     buf.extend_from_slice(b": ");
     buf.extend_from_slice(value);
     buf.extend_from_slice(b"\r\n");
-}
-
-/// Appends the decimal digits of `n`: pushed last digit first, then put
-/// in order. A loop over a fixed-size buffer instead is unrolled into
-/// twenty divisions by ten, a kilobyte of code for one header.
-#[inline(never)]
-fn put_decimal(buf: &mut Vec<u8>, mut n: u64) {
-    let start = buf.len();
-    loop {
-        buf.push(b'0' + (n % 10) as u8);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf[start..].reverse();
 }
 
 fn validate_request_head(head: &RequestHead<'_>) -> Result<(), ProtoError> {
