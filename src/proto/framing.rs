@@ -92,9 +92,15 @@ pub(crate) fn any_value(headers: &HeaderMap, name: &HeaderName, f: &mut dyn FnMu
 
 /// [`any_value`] over the comma-separated elements of the values, each
 /// trimmed of surrounding whitespace (empty elements included).
-#[inline(never)]
 fn any_element(headers: &HeaderMap, name: &HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
-    any_value(headers, name, &mut |value| value.split(|&b| b == b',').any(|element| f(element.trim_ascii())))
+    any_value(headers, name, &mut |value| any_element_of(value, f))
+}
+
+/// Calls `f` with each comma-separated element of `value`, trimmed of
+/// surrounding whitespace, until it returns true; true if it did.
+#[inline(never)]
+fn any_element_of(value: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    value.split(|&b| b == b',').any(|element| f(element.trim_ascii()))
 }
 
 /// Accepts exactly one transfer coding, `chunked`, in one or more fields.
@@ -160,10 +166,11 @@ fn keep_alive_param(value: &[u8]) -> Option<Duration> {
     if !value.iter().all(|&b| (32..127).contains(&b) || b == b'\t') {
         return None;
     }
-    value.split(|&b| b == b',').find_map(|param| {
-        let eq = param.iter().position(|&b| b == b'=')?;
+    let mut timeout = None;
+    any_element_of(value, &mut |param| {
+        let Some(eq) = param.iter().position(|&b| b == b'=') else { return false };
         if !param[..eq].trim_ascii().eq_ignore_ascii_case(b"timeout") {
-            return None;
+            return false;
         }
         let mut secs = param[eq + 1..].trim_ascii();
         while let [b'"', rest @ ..] = secs {
@@ -172,8 +179,10 @@ fn keep_alive_param(value: &[u8]) -> Option<Duration> {
         while let [rest @ .., b'"'] = secs {
             secs = rest;
         }
-        parse_decimal(secs.strip_prefix(b"+").unwrap_or(secs)).map(Duration::from_secs)
-    })
+        timeout = parse_decimal(secs.strip_prefix(b"+").unwrap_or(secs)).map(Duration::from_secs);
+        timeout.is_some()
+    });
+    timeout
 }
 
 #[cfg(test)]
