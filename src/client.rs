@@ -444,7 +444,10 @@ fn is_https(url: &Uri) -> bool {
 fn same_origin(a: &Uri, b: &Uri) -> bool {
     let port = |u: &Uri| u.port_u16().unwrap_or(if u.scheme_str() == Some("https") { 443 } else { 80 });
     a.scheme() == b.scheme()
-        && a.host().map(str::to_ascii_lowercase) == b.host().map(str::to_ascii_lowercase)
+        && match (a.host(), b.host()) {
+            (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+            (x, y) => x == y,
+        }
         && port(a) == port(b)
 }
 

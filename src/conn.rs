@@ -8,6 +8,7 @@
 //! response, so bytes a server sends after a response can never be
 //! mistaken for the next one.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,9 +23,10 @@ use futures_lite::future::{poll_fn, poll_once};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::chunked::ChunkedDecoder;
 use crate::proto::framing::Framing;
-use crate::proto::head::{ResponseHead, build_response_head, may_be_complete, response_head_len};
+use crate::proto::head::{ResponseHead, build_response_head, may_be_complete, response_head_status};
 use crate::proto::{Limits, ProtoError};
 use crate::transport::Stream;
+use crate::util::{OutOfLine, out_of_line};
 
 /// How many bytes the first read of a connection asks for: enough for a
 /// typical head and small body, small enough that ten thousand idle
@@ -66,10 +68,6 @@ pub(crate) struct Conn {
     pub(crate) write_buf: Vec<u8>,
     /// Whether any byte of the current exchange's response has arrived.
     received_any: bool,
-    /// A final response head that arrived while the request was still
-    /// being written; [`Conn::read_head`] returns it. Boxed: it is rare,
-    /// and a `Conn` sits in every idle pool entry.
-    early: Option<Box<ResponseHead>>,
     /// Interim (1xx) responses skipped in the current exchange.
     interim: usize,
     /// False once the server closed its side during the current upload:
@@ -144,7 +142,6 @@ impl Conn {
             read_size: MIN_READ,
             write_buf: Vec::new(),
             received_any: false,
-            early: None,
             interim: 0,
             read_open: true,
         }
@@ -153,7 +150,6 @@ impl Conn {
     /// Starts a new exchange on this connection.
     pub(crate) fn begin_exchange(&mut self) {
         self.received_any = false;
-        self.early = None;
         self.interim = 0;
         self.read_open = true;
         self.write_buf.clear();
@@ -198,25 +194,31 @@ impl Conn {
     /// a request that goes out at once costs no read attempt, and a server
     /// that answers early but keeps reading still gets the whole body. An
     /// interim (1xx) response is skipped and writing goes on; a final one
-    /// is kept for [`Conn::read_head`] and writing stops
+    /// is left in the read buffer for [`Conn::read_head`] and writing stops
     /// ([`Written::Answered`]). A failed write whose response is readable
     /// (a server that answered and reset the connection) also returns
     /// `Answered`; without one, the write error.
-    pub(crate) async fn send(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
+    pub(crate) fn send<'a>(
+        &'a mut self,
+        extra: &'a [u8],
+        limits: &'a Limits,
+    ) -> OutOfLine<impl Future<Output = Result<Written>> + Send + 'a> {
+        // Out of line: awaited in several places, compiled once.
+        out_of_line(self.send_inline(extra, limits))
+    }
+
+    async fn send_inline(&mut self, extra: &[u8], limits: &Limits) -> Result<Written> {
         let mut written = 0;
         loop {
-            match poll_fn(|cx| self.poll_send(cx, extra, &mut written)).await? {
+            let failed = match poll_fn(|cx| self.poll_send(cx, extra, &mut written)).await? {
                 Step::Sent => return Ok(Written::All),
-                Step::Arrived => {
-                    // Boxed, like the error path below: both are rare, and
-                    // inline they would size every request future.
-                    let head = Box::pin(self.read_any_head(limits)).await?;
-                    if !head.status.is_informational() {
-                        self.early = Some(Box::new(head));
-                        return Ok(Written::Answered);
-                    }
-                }
-                Step::WriteFailed(e) => return Box::pin(self.answer_after_write_error(e, limits)).await,
+                Step::Arrived => None,
+                Step::WriteFailed(e) => Some(e),
+            };
+            // Boxed: an early answer is rare, and inline it would size
+            // every request future.
+            if Box::pin(self.early_answer(failed, limits)).await? {
+                return Ok(Written::Answered);
             }
         }
     }
@@ -263,19 +265,36 @@ impl Conn {
         }
     }
 
-    /// After a failed write: a response the server sent before the
-    /// connection broke is still readable (bytes received before a reset
-    /// stay in the socket), and is returned as an early answer. Nothing
-    /// readable now means nothing will come: the write error stands.
-    async fn answer_after_write_error(&mut self, err: io::Error, limits: &Limits) -> Result<Written> {
-        if !self.has_unread_bytes() {
+    /// Looks at what arrived while the request was being written; true
+    /// when it is a final response, left unread in the buffer for
+    /// [`Conn::read_head`] (nothing is stored: the request stops there),
+    /// false for an interim one, read and skipped (writing goes on).
+    ///
+    /// After a failed write (`failed`): a response the server sent before
+    /// the connection broke is still readable (bytes received before a
+    /// reset stay in the socket), and is returned as an early answer,
+    /// interim responses skipped. Nothing readable now means nothing will
+    /// come: the write error stands.
+    async fn early_answer(&mut self, failed: Option<io::Error>, limits: &Limits) -> Result<bool> {
+        let writing = failed.is_none();
+        if let Some(err) = failed
+            && !self.has_unread_bytes()
+        {
             match poll_once(poll_fn(|cx| self.poll_fill(cx))).await {
                 Some(Ok(n)) if n > 0 => {}
                 _ => return Err(Error::io(err)),
             }
         }
-        self.early = Some(Box::new(self.read_head(limits).await?));
-        Ok(Written::Answered)
+        loop {
+            // A final head stays in the buffer, where `read_head` finds it.
+            if !self.next_head(limits).await?.is_informational() {
+                return Ok(true);
+            }
+            self.read_any_head(limits).await?;
+            if writing {
+                return Ok(false);
+            }
+        }
     }
 
     /// Waits up to `wait` for the server's `100 Continue` to a request sent
@@ -295,13 +314,14 @@ impl Conn {
             if !arrived {
                 return Ok(Written::All);
             }
-            let head = self.read_any_head(limits).await?;
-            if head.status == http::StatusCode::CONTINUE {
-                return Ok(Written::All);
-            }
-            if !head.status.is_informational() {
-                self.early = Some(Box::new(head));
+            // A final head stays in the buffer, where `read_head` finds it.
+            let status = self.next_head(limits).await?;
+            if !status.is_informational() {
                 return Ok(Written::Answered);
+            }
+            self.read_any_head(limits).await?;
+            if status == http::StatusCode::CONTINUE {
+                return Ok(Written::All);
             }
         }
     }
@@ -316,15 +336,12 @@ impl Conn {
         Poll::Ready(Ok(()))
     }
 
-    /// Reads the final response head, skipping interim 1xx responses (or
-    /// returns the one that arrived while the request was being written).
+    /// Reads the final response head, skipping interim 1xx responses (a
+    /// final one that arrived while the request was being written is still
+    /// in the buffer).
     pub(crate) async fn read_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
-        if let Some(head) = self.early.take() {
-            return Ok(*head);
-        }
         loop {
-            let head = self.read_one_head(limits).await?;
-            self.check_interim(&head)?;
+            let head = self.read_any_head(limits).await?;
             if !head.status.is_informational() {
                 return Ok(head);
             }
@@ -332,10 +349,16 @@ impl Conn {
     }
 
     /// Reads the next head, final or interim (see [`Conn::check_interim`]).
-    async fn read_any_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
-        let head = self.read_one_head(limits).await?;
-        self.check_interim(&head)?;
-        Ok(head)
+    /// Out of line: awaited in several places, compiled once.
+    fn read_any_head<'a>(
+        &'a mut self,
+        limits: &'a Limits,
+    ) -> OutOfLine<impl Future<Output = Result<ResponseHead>> + Send + 'a> {
+        out_of_line(async move {
+            let head = self.read_one_head(limits).await?;
+            self.check_interim(&head)?;
+            Ok(head)
+        })
     }
 
     /// Refuses a 101 (smolreq never asks to switch protocols) and counts
@@ -353,7 +376,31 @@ impl Conn {
         Ok(())
     }
 
+    /// Reads the next head, final or interim.
     async fn read_one_head(&mut self, limits: &Limits) -> Result<ResponseHead> {
+        let len = self.next_head_len(limits).await?.0;
+        self.buf.advance(self.start);
+        self.start = 0;
+        self.filled -= len;
+        Ok(build_response_head(self.buf.split_to(len).freeze(), limits)?)
+    }
+
+    /// The status of the next head, once it is complete in the buffer
+    /// (where it stays).
+    async fn next_head(&mut self, limits: &Limits) -> Result<http::StatusCode> {
+        Ok(self.next_head_len(limits).await?.1)
+    }
+
+    /// Waits until a complete head starts the unread bytes: its length and
+    /// status. Out of line: awaited in several places, compiled once.
+    fn next_head_len<'a>(
+        &'a mut self,
+        limits: &'a Limits,
+    ) -> OutOfLine<impl Future<Output = Result<(usize, http::StatusCode)>> + Send + 'a> {
+        out_of_line(self.next_head_len_inline(limits))
+    }
+
+    async fn next_head_len_inline(&mut self, limits: &Limits) -> Result<(usize, http::StatusCode)> {
         let mut scanned = 0;
         let mut status_line_checked = false;
         if self.filled == 0 {
@@ -366,11 +413,8 @@ impl Conn {
             let first_line_done = !status_line_checked && available.contains(&b'\n');
             if first_line_done || may_be_complete(available, scanned) {
                 status_line_checked = true;
-                if let Some(len) = response_head_len(available, limits)? {
-                    self.buf.advance(self.start);
-                    self.start = 0;
-                    self.filled -= len;
-                    return Ok(build_response_head(self.buf.split_to(len).freeze(), limits)?);
+                if let Some(head) = response_head_status(available, limits)? {
+                    return Ok(head);
                 }
             }
             scanned = available.len();

@@ -8,11 +8,13 @@ pub(crate) const INVALID: &str = "invalid Location in redirect";
 /// Why a `Location` cannot be followed: its scheme is not http(s).
 pub(crate) const UNSUPPORTED_SCHEME: &str = "redirect to a scheme other than http:// or https:// cannot be followed";
 
-/// Resolves `location` against `base`. The fragment is dropped (it is
-/// never sent). Fails with [`INVALID`] or [`UNSUPPORTED_SCHEME`] when the
+/// Resolves `location`, the text of a `Location` header, against `base`.
+/// The fragment is dropped (it is never sent). Fails with [`INVALID`] or [`UNSUPPORTED_SCHEME`] when the
 /// result is not an http(s) URL to fetch.
 pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, &'static str> {
-    let location = location.trim();
+    // The caller's `location` is a header value's `to_str`: visible ASCII,
+    // spaces and tabs, so ASCII trimming is all the trimming there is.
+    let location = location.trim_ascii();
     if location.is_empty() || location.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(INVALID);
     }
@@ -35,7 +37,7 @@ pub(crate) fn resolve(base: &Uri, location: &str) -> Result<Uri, &'static str> {
         return Err(INVALID); // `http:g` is a valid reference, but no URL to fetch
     }
     target.fragment = None;
-    match target.to_string().parse::<Uri>() {
+    match Uri::try_from(target.compose()) {
         Ok(uri) if uri.scheme().is_some() && uri.host().is_some() => Ok(uri),
         _ => Err(INVALID),
     }
@@ -57,27 +59,46 @@ impl<'a> Reference<'a> {
     /// would-be scheme that is not `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`
     /// makes the whole reference a relative path.
     fn parse(s: &'a str) -> Reference<'a> {
-        let (rest, fragment) = match s.split_once('#') {
+        let (rest, fragment) = match split_at(s, b'#') {
             Some((rest, fragment)) => (rest, Some(fragment)),
             None => (s, None),
         };
-        let (rest, query) = match rest.split_once('?') {
+        let (rest, query) = match split_at(rest, b'?') {
             Some((rest, query)) => (rest, Some(query)),
             None => (rest, None),
         };
-        let (scheme, rest) = match rest.find([':', '/']) {
+        let (scheme, rest) = match rest.bytes().position(|b| b == b':' || b == b'/') {
             Some(i) if rest.as_bytes()[i] == b':' && is_scheme(&rest[..i]) => (Some(&rest[..i]), &rest[i + 1..]),
             _ => (None, rest),
         };
         let (authority, path) = match rest.strip_prefix("//") {
             Some(rest) => {
-                let end = rest.find('/').unwrap_or(rest.len());
+                let end = find(rest, b'/').unwrap_or(rest.len());
                 (Some(&rest[..end]), &rest[end..])
             }
             None => (None, rest),
         };
         Reference { scheme, authority, path, query, fragment }
     }
+}
+
+// Searches for ASCII bytes (never inside a multi-byte character, so the
+// positions are character boundaries): simple byte loops, where `char`
+// patterns would each link a searcher.
+
+/// The first position of `b` in `s`.
+fn find(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// The last position of `b` in `s`.
+fn rfind(s: &str, b: u8) -> Option<usize> {
+    s.bytes().rposition(|c| c == b)
+}
+
+/// `s` split around its first `b`.
+fn split_at(s: &str, b: u8) -> Option<(&str, &str)> {
+    find(s, b).map(|i| (&s[..i], &s[i + 1..]))
 }
 
 fn is_scheme(s: &str) -> bool {
@@ -110,7 +131,7 @@ fn merge(base: &Reference<'_>, path: &str) -> String {
     if base.authority.is_some() && base.path.is_empty() {
         return format!("/{path}");
     }
-    let dir = &base.path[..base.path.rfind('/').map_or(0, |i| i + 1)];
+    let dir = &base.path[..rfind(base.path, b'/').map_or(0, |i| i + 1)];
     format!("{dir}{path}")
 }
 
@@ -128,13 +149,13 @@ pub(crate) fn remove_dot_segments(path: &str) -> String {
         } else if input.starts_with("/../") || input == "/.." {
             // C: replace the prefix with "/" and drop the last output segment.
             input = if input == "/.." { "/" } else { &input[3..] };
-            output.truncate(output.rfind('/').unwrap_or(0));
+            output.truncate(rfind(&output, b'/').unwrap_or(0));
         } else if input == "." || input == ".." {
             input = ""; // D
         } else {
             // E: move the first segment (with its leading "/", if any).
             let start = usize::from(input.starts_with('/'));
-            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            let end = find(&input[start..], b'/').map_or(input.len(), |i| i + start);
             output.push_str(&input[..end]);
             input = &input[end..];
         }
@@ -142,23 +163,28 @@ pub(crate) fn remove_dot_segments(path: &str) -> String {
     output
 }
 
-impl std::fmt::Display for Reference<'_, String> {
+impl Reference<'_, String> {
     /// RFC 3986 section 5.3, component recomposition.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    fn compose(&self) -> String {
+        let mut out = String::new();
         if let Some(scheme) = self.scheme {
-            write!(f, "{scheme}:")?;
+            out += scheme;
+            out += ":";
         }
         if let Some(authority) = self.authority {
-            write!(f, "//{authority}")?;
+            out += "//";
+            out += authority;
         }
-        f.write_str(&self.path)?;
+        out += &self.path;
         if let Some(query) = self.query {
-            write!(f, "?{query}")?;
+            out += "?";
+            out += query;
         }
         if let Some(fragment) = self.fragment {
-            write!(f, "#{fragment}")?;
+            out += "#";
+            out += fragment;
         }
-        Ok(())
+        out
     }
 }
 
@@ -173,7 +199,7 @@ mod tests {
     /// The resolution of RFC 3986 itself, fragments included.
     fn rfc(reference: &str) -> String {
         let base = Reference::parse("http://a/b/c/d;p?q");
-        resolve_reference(&base, &Reference::parse(reference)).to_string()
+        resolve_reference(&base, &Reference::parse(reference)).compose()
     }
 
     /// Every example of RFC 3986 section 5.4.1.

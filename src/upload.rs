@@ -17,6 +17,7 @@ use crate::conn::{Conn, Written};
 use crate::error::{Error, ErrorKind, Result};
 use crate::proto::Limits;
 use crate::proto::chunked::{CHUNK_END, LAST_CHUNK, encode_chunk_header};
+use crate::proto::framing::any_value;
 use crate::proto::head::RequestFraming;
 use crate::request::RequestBody;
 
@@ -32,9 +33,7 @@ pub(crate) fn continue_wait(headers: &HeaderMap, framing: RequestFraming, wait: 
         RequestFraming::Chunked => true,
         RequestFraming::None => false,
     };
-    let expects = |headers: &HeaderMap| {
-        headers.get_all(header::EXPECT).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-    };
+    let expects = |headers| any_value(headers, &header::EXPECT, &mut |v| v.eq_ignore_ascii_case(b"100-continue"));
     (has_body && expects(headers)).then_some(wait)
 }
 
@@ -78,87 +77,73 @@ async fn send_apart(
     limits: &Limits,
     deadline: Option<Instant>,
 ) -> Result<Written> {
-    if let Some(wait) = expect_continue {
-        if conn.send(&[], limits).await? == Written::Answered
-            || conn.await_continue(wait, limits).await? == Written::Answered
-        {
-            return Ok(Written::Answered);
-        }
-        conn.write_buf.clear();
-    }
-    let reader = match body {
-        RequestBody::Empty => return conn.send(&[], limits).await,
-        RequestBody::Bytes(bytes) => return conn.send(bytes, limits).await,
-        RequestBody::Reader(reader, _) => reader,
+    // One send per piece, whatever the body, so the send is written once:
+    // the head (alone when it waits for `100 Continue`), a buffered body,
+    // then each piece of a reader.
+    let (body_bytes, mut reader): (&[u8], _) = match body {
+        RequestBody::Empty => (&[], None),
+        RequestBody::Bytes(bytes) => (bytes, None),
+        RequestBody::Reader(reader, _) => (&[], Some(reader)),
     };
-    if conn.send(&[], limits).await? == Written::Answered {
-        return Ok(Written::Answered);
-    }
+    let mut continue_wait = expect_continue;
+    let mut extra = if continue_wait.is_some() { &[] } else { body_bytes };
     // The head's framing, not the reader, decides: a Content-Length set by
     // the caller frames a reader of unknown length, and the body must match
-    // it (never chunked under a Content-Length).
-    match framing {
-        RequestFraming::Length(len) => write_sized(conn, reader, len, limits, deadline).await,
-        RequestFraming::Chunked | RequestFraming::None => write_chunked(conn, reader, limits, deadline).await,
+    // it (never chunked under a Content-Length). `left` is what that length
+    // still allows (`None`: chunked). A sized reader is never asked for more
+    // than what is left: one that yields `len` bytes and then waits (a pipe,
+    // a socket) must not stall the request.
+    let mut left = match framing {
+        RequestFraming::Length(len) => Some(len),
+        RequestFraming::Chunked | RequestFraming::None => None,
+    };
+    let piece = |left: Option<u64>| {
+        left.map_or(COALESCE_BODY, |left| usize::try_from(left).map_or(COALESCE_BODY, |left| left.min(COALESCE_BODY)))
+    };
+    let mut chunk = vec![0u8; if reader.is_some() { piece(left) } else { 0 }];
+    loop {
+        if conn.send(extra, limits).await? == Written::Answered {
+            return Ok(Written::Answered);
+        }
+        if let Some(wait) = continue_wait.take() {
+            if conn.await_continue(wait, limits).await? == Written::Answered {
+                return Ok(Written::Answered);
+            }
+            conn.write_buf.clear();
+            extra = body_bytes;
+            continue;
+        }
+        let Some(body_reader) = reader.as_mut().filter(|_| left != Some(0)) else {
+            return Ok(Written::All);
+        };
+        check_deadline(deadline)?;
+        let n = read_some(body_reader, &mut chunk[..piece(left)]).await?;
+        // Each piece is flushed: a buffering custom stream must not hold
+        // the end of the body back.
+        conn.write_buf.clear();
+        extra = &[];
+        match &mut left {
+            Some(_) if n == 0 => {
+                return Err(Error::new(ErrorKind::Body, "request body shorter than its declared length"));
+            }
+            Some(left) => {
+                *left -= n as u64;
+                extra = &chunk[..n];
+            }
+            None if n == 0 => {
+                conn.write_buf.extend_from_slice(LAST_CHUNK);
+                reader = None;
+            }
+            None => {
+                encode_chunk_header(n, &mut conn.write_buf);
+                conn.write_buf.extend_from_slice(&chunk[..n]);
+                conn.write_buf.extend_from_slice(CHUNK_END);
+            }
+        }
     }
 }
 
 type Reader = Box<dyn futures_io::AsyncRead + Send + Unpin + 'static>;
-
-/// Writes exactly `len` bytes of `reader`. The reader is never asked for
-/// more than what is left: one that yields `len` bytes and then waits (a
-/// pipe, a socket) must not stall the request.
-async fn write_sized(
-    conn: &mut Conn,
-    reader: &mut Reader,
-    len: u64,
-    limits: &Limits,
-    deadline: Option<Instant>,
-) -> Result<Written> {
-    let mut chunk = vec![0u8; usize::try_from(len).map_or(COALESCE_BODY, |len| len.min(COALESCE_BODY))];
-    let mut left = len;
-    while left > 0 {
-        check_deadline(deadline)?;
-        let want = usize::try_from(left).map_or(chunk.len(), |left| left.min(chunk.len()));
-        let n = read_some(reader, &mut chunk[..want]).await?;
-        if n == 0 {
-            return Err(Error::new(ErrorKind::Body, "request body shorter than its declared length"));
-        }
-        left -= n as u64;
-        // Each piece is flushed: a buffering custom stream must not hold
-        // the end of the body back.
-        conn.write_buf.clear();
-        if conn.send(&chunk[..n], limits).await? == Written::Answered {
-            return Ok(Written::Answered);
-        }
-    }
-    Ok(Written::All)
-}
-
-/// Writes `reader` to its end as chunks, each flushed as it is read.
-async fn write_chunked(
-    conn: &mut Conn,
-    reader: &mut Reader,
-    limits: &Limits,
-    deadline: Option<Instant>,
-) -> Result<Written> {
-    let mut chunk = vec![0u8; COALESCE_BODY];
-    loop {
-        check_deadline(deadline)?;
-        let n = read_some(reader, &mut chunk).await?;
-        conn.write_buf.clear();
-        if n == 0 {
-            conn.write_buf.extend_from_slice(LAST_CHUNK);
-            return conn.send(&[], limits).await;
-        }
-        encode_chunk_header(n, &mut conn.write_buf);
-        conn.write_buf.extend_from_slice(&chunk[..n]);
-        conn.write_buf.extend_from_slice(CHUNK_END);
-        if conn.send(&[], limits).await? == Written::Answered {
-            return Ok(Written::Answered);
-        }
-    }
-}
 
 /// One read of the caller's body reader into `buf`.
 async fn read_some(reader: &mut Reader, buf: &mut [u8]) -> Result<usize> {

@@ -53,6 +53,30 @@ impl<T, F: Future<Output = Result<T>>> Future for Deadline<F> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A future polled by a function of its own, never inlined: an async fn
+    /// awaited in several places then compiles to one state machine that
+    /// all of them call, instead of a copy inlined into some of them.
+    pub(crate) struct OutOfLine<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+/// Wraps `fut` in [`OutOfLine`].
+pub(crate) fn out_of_line<F: Future>(fut: F) -> OutOfLine<F> {
+    OutOfLine { fut }
+}
+
+impl<F: Future> Future for OutOfLine<F> {
+    type Output = F::Output;
+
+    #[inline(never)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().fut.poll(cx)
+    }
+}
+
 /// Locks `mutex`, ignoring poison: smolreq never panics while holding one
 /// of its locks, so if a caller's panic poisoned it anyway, the state is
 /// still consistent.

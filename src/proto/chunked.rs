@@ -358,20 +358,8 @@ fn is_token_char(byte: u8) -> bool {
 /// A zero `len` would write the last chunk by accident, so it is a bug in
 /// the caller (checked in debug builds); use [`LAST_CHUNK`] instead.
 pub(crate) fn encode_chunk_header(len: usize, buf: &mut Vec<u8>) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     debug_assert!(len > 0, "a data chunk must not be empty; use LAST_CHUNK");
-    let mut hex = [0u8; 2 * size_of::<usize>()];
-    let mut start = hex.len();
-    let mut rest = len;
-    loop {
-        start -= 1;
-        hex[start] = DIGITS[rest % 16];
-        rest /= 16;
-        if rest == 0 {
-            break;
-        }
-    }
-    buf.extend_from_slice(&hex[start..]);
+    super::put_number(buf, len as u64, 16);
     buf.extend_from_slice(b"\r\n");
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, StatusCode, Version};
 
 use super::ProtoError;
@@ -79,28 +79,41 @@ fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
 
 /// True if any `Connection` field lists `token` (case-insensitive).
 pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+    any_element(headers, &header::CONNECTION, &mut |t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Calls `f` with each value of the `name` fields, in order, until it
+/// returns true; true if it did. Not generic and not inlined: the field
+/// iteration is compiled once for all its callers.
+#[inline(never)]
+pub(crate) fn any_value(headers: &HeaderMap, name: &HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    headers.get_all(name).iter().any(|v| f(v.as_bytes()))
+}
+
+/// [`any_value`] over the comma-separated elements of the values, each
+/// trimmed of surrounding whitespace (empty elements included).
+fn any_element(headers: &HeaderMap, name: &HeaderName, f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    any_value(headers, name, &mut |value| any_element_of(value, f))
+}
+
+/// Calls `f` with each comma-separated element of `value`, trimmed of
+/// surrounding whitespace, until it returns true; true if it did.
+#[inline(never)]
+fn any_element_of(value: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    value.split(|&b| b == b',').any(|element| f(element.trim_ascii()))
 }
 
 /// Accepts exactly one transfer coding, `chunked`, in one or more fields.
 fn transfer_coding_is_chunked(headers: &HeaderMap) -> Result<(), ProtoError> {
     let mut codings = 0;
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        for coding in value.as_bytes().split(|&b| b == b',') {
-            let coding = coding.trim_ascii();
-            if coding.is_empty() {
-                continue;
-            }
-            if !coding.eq_ignore_ascii_case(b"chunked") {
-                return Err(ProtoError::UnsupportedTransferEncoding);
-            }
-            codings += 1;
+    let other = any_element(headers, &header::TRANSFER_ENCODING, &mut |coding| {
+        if coding.is_empty() {
+            return false;
         }
-    }
-    if codings == 1 { Ok(()) } else { Err(ProtoError::UnsupportedTransferEncoding) }
+        codings += 1;
+        !coding.eq_ignore_ascii_case(b"chunked")
+    });
+    if !other && codings == 1 { Ok(()) } else { Err(ProtoError::UnsupportedTransferEncoding) }
 }
 
 /// The Content-Length, if present. Repeated identical values (in one field
@@ -108,16 +121,14 @@ fn transfer_coding_is_chunked(headers: &HeaderMap) -> Result<(), ProtoError> {
 /// is an error.
 pub(crate) fn content_length(headers: &HeaderMap) -> Result<Option<u64>, ProtoError> {
     let mut found: Option<u64> = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(part.trim_ascii()).ok_or(ProtoError::InvalidContentLength)?;
-            match found {
-                Some(prev) if prev != n => return Err(ProtoError::InvalidContentLength),
-                _ => found = Some(n),
-            }
+    let bad = any_element(headers, &header::CONTENT_LENGTH, &mut |part| match parse_decimal(part) {
+        Some(n) if found.is_none_or(|prev| prev == n) => {
+            found = Some(n);
+            false
         }
-    }
-    Ok(found)
+        _ => true,
+    });
+    if bad { Err(ProtoError::InvalidContentLength) } else { Ok(found) }
 }
 
 /// Strict `1*DIGIT` into a u64: no sign, no space, no overflow. Leading
@@ -136,14 +147,42 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 
 /// The server's `Keep-Alive: timeout=N`, if it sent one.
 pub(crate) fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("keep-alive")?.to_str().ok()?;
-    value.split(',').find_map(|param| {
-        let (name, secs) = param.split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("timeout") {
-            return None;
+    // A constant name: looking a `&str` up would link the header name
+    // parser a second time.
+    const KEEP_ALIVE: header::HeaderName = header::HeaderName::from_static("keep-alive");
+    // The first field only, as `HeaderMap::get` has it, through the
+    // shared field walker.
+    let mut timeout = None;
+    any_value(headers, &KEEP_ALIVE, &mut |value| {
+        timeout = keep_alive_param(value);
+        true
+    });
+    timeout
+}
+
+/// The `timeout` parameter of a Keep-Alive value. `None` unless the value
+/// is visible ASCII (what `HeaderValue::to_str` accepts).
+fn keep_alive_param(value: &[u8]) -> Option<Duration> {
+    if !value.iter().all(|&b| (32..127).contains(&b) || b == b'\t') {
+        return None;
+    }
+    let mut timeout = None;
+    any_element_of(value, &mut |param| {
+        let Some(eq) = param.iter().position(|&b| b == b'=') else { return false };
+        if !param[..eq].trim_ascii().eq_ignore_ascii_case(b"timeout") {
+            return false;
         }
-        secs.trim().trim_matches('"').parse::<u64>().ok().map(Duration::from_secs)
-    })
+        let mut secs = param[eq + 1..].trim_ascii();
+        while let [b'"', rest @ ..] = secs {
+            secs = rest;
+        }
+        while let [rest @ .., b'"'] = secs {
+            secs = rest;
+        }
+        timeout = parse_decimal(secs.strip_prefix(b"+").unwrap_or(secs)).map(Duration::from_secs);
+        timeout.is_some()
+    });
+    timeout
 }
 
 #[cfg(test)]
@@ -311,6 +350,38 @@ mod tests {
         assert_eq!(keep_alive_timeout(&head.headers), Some(Duration::from_secs(5)));
         let (head, _) =
             parse_response_head(b"HTTP/1.1 200 OK\r\nKeep-Alive: bogus\r\n\r\n", &Limits::default()).unwrap().unwrap();
+        assert_eq!(keep_alive_timeout(&head.headers), None);
+        // The number is read as `str::parse::<u64>` reads it, trimmed and unquoted.
+        for (value, secs) in [
+            ("timeout=\"7\"", Some(7)),
+            ("timeout=+3", Some(3)),
+            ("max=1, Timeout = 4 ", Some(4)),
+            ("timeout=-1", None),
+            ("timeout=++1", None),
+            ("timeout=+", None),
+            ("timeout=\" 2\"", None),
+            ("timeout=99999999999999999999", None),
+            ("timeout", None),
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\nKeep-Alive: {value}\r\n\r\n");
+            let (head, _) = parse_response_head(raw.as_bytes(), &Limits::default()).unwrap().unwrap();
+            assert_eq!(keep_alive_timeout(&head.headers), secs.map(Duration::from_secs), "{value}");
+            let reference = value.split(',').find_map(|param| {
+                let (name, secs) = param.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("timeout")
+                    .then(|| secs.trim().trim_matches('"').parse::<u64>().ok())?
+            });
+            assert_eq!(reference, secs, "the str reading of {value}");
+        }
+        // Not visible ASCII: `to_str` refuses it, and so is the timeout.
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, x=\xff\r\n\r\n";
+        let (head, _) = parse_response_head(raw, &Limits::default()).unwrap().unwrap();
+        assert!(head.headers.get("keep-alive").unwrap().to_str().is_err());
+        assert_eq!(keep_alive_timeout(&head.headers), None);
+        // The first field only, as `HeaderMap::get` reads it.
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: max=5\r\nKeep-Alive: timeout=5\r\n\r\n";
+        let (head, _) = parse_response_head(raw, &Limits::default()).unwrap().unwrap();
         assert_eq!(keep_alive_timeout(&head.headers), None);
     }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
+use super::framing::any_value;
 use super::{Limits, ProtoError};
 
 /// How the request body is framed on the wire.
@@ -50,7 +51,10 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
     buf.push(b' ');
     buf.extend_from_slice(head.target.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
-    if !head.headers.contains_key(header::HOST) {
+    // Through the framing module's field walker: an inlined lookup of
+    // each name would cost more code than it saves time.
+    let has = |name| any_value(head.headers, name, &mut |_| true);
+    if !has(&header::HOST) {
         put_field(buf, b"Host", head.host.as_bytes());
     }
     for (name, value) in head.headers {
@@ -65,15 +69,14 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
     if let Some(value) = head.proxy_authorization {
         put_field(buf, b"Proxy-Authorization", value.as_bytes());
     }
-    if !head.headers.contains_key(header::USER_AGENT) {
+    if !has(&header::USER_AGENT) {
         put_field(buf, b"User-Agent", head.user_agent.as_bytes());
     }
     match head.framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
             buf.extend_from_slice(b"Content-Length: ");
-            let digits = itoa_buf(n);
-            buf.extend_from_slice(digits.as_bytes());
+            super::put_number(buf, n, 10);
             buf.extend_from_slice(b"\r\n");
         }
         RequestFraming::Chunked => buf.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
@@ -83,37 +86,12 @@ pub(crate) fn encode_request_head(head: &RequestHead<'_>, buf: &mut Vec<u8>) -> 
     Ok(())
 }
 
+#[inline(never)]
 fn put_field(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     buf.extend_from_slice(name);
     buf.extend_from_slice(b": ");
     buf.extend_from_slice(value);
     buf.extend_from_slice(b"\r\n");
-}
-
-/// Decimal digits of `n` without allocating.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa_buf(mut n: u64) -> Digits {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    Digits { buf, start: i }
 }
 
 fn validate_request_head(head: &RequestHead<'_>) -> Result<(), ProtoError> {
@@ -191,9 +169,18 @@ pub(crate) fn parse_response_head(buf: &[u8], limits: &Limits) -> Result<Option<
 /// Checks whether `buf` starts with a complete, valid response head and
 /// returns its length; `Ok(None)` when more bytes are needed.
 pub(crate) fn response_head_len(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ProtoError> {
+    Ok(response_head_status(buf, limits)?.map(|(len, _)| len))
+}
+
+/// [`response_head_len`] and the head's status code.
+pub(crate) fn response_head_status(buf: &[u8], limits: &Limits) -> Result<Option<(usize, StatusCode)>, ProtoError> {
+    let status = |response: &httparse::Response<'_, '_>, len| {
+        let status = response.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(ProtoError::InvalidStatus)?;
+        Ok((len, status))
+    };
     match as_http11(buf, limits) {
-        Some(patched) => with_parsed(&patched, limits, |_, len| Ok(len)),
-        None => with_parsed(buf, limits, |_, len| Ok(len)),
+        Some(patched) => with_parsed(&patched, limits, status),
+        None => with_parsed(buf, limits, status),
     }
 }
 
@@ -235,11 +222,12 @@ pub(crate) fn build_response_head(head: Bytes, limits: &Limits) -> Result<Respon
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| ProtoError::InvalidHead("invalid header name"))?;
             let value = if field.value.contains(&b'\n') {
-                HeaderValue::from_bytes(&unfold(field.value))
+                Bytes::from(unfold(field.value))
             } else {
-                HeaderValue::from_maybe_shared(head.slice(range_in(parsed, field.value)))
-            }
-            .map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
+                head.slice(range_in(parsed, field.value))
+            };
+            let value =
+                HeaderValue::from_maybe_shared(value).map_err(|_| ProtoError::InvalidHead("invalid header value"))?;
             headers.append(name, value);
         }
         Ok(ResponseHead { version, status, reason, headers, raw: head.clone() })
@@ -462,6 +450,10 @@ mod tests {
         assert!(s.ends_with("Content-Length: 0\r\n\r\n"), "{s}");
         let s = encode(Method::PUT, "/", HeaderMap::new(), RequestFraming::Chunked).unwrap();
         assert!(s.ends_with("Transfer-Encoding: chunked\r\n\r\n"), "{s}");
+        for n in [9, 10, 99, 100, 1 << 40, u64::MAX] {
+            let s = encode(Method::POST, "/", HeaderMap::new(), RequestFraming::Length(n)).unwrap();
+            assert!(s.ends_with(&format!("Content-Length: {n}\r\n\r\n")), "{s}");
+        }
     }
 
     #[test]

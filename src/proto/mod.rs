@@ -16,6 +16,24 @@ pub(crate) mod socks5;
 
 use std::fmt;
 
+/// Appends `n` in base `radix` (10 or 16; lowercase hex digits): pushed
+/// last digit first, then put in order. One function for both bases, out
+/// of line: a loop over a fixed-size buffer is unrolled into a division per
+/// possible digit, and a constant radix into a copy per base.
+#[inline(never)]
+pub(crate) fn put_number(buf: &mut Vec<u8>, mut n: u64, radix: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let start = buf.len();
+    loop {
+        buf.push(DIGITS[(n % radix) as usize & 15]);
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[start..].reverse();
+}
+
 /// Size and count limits applied to what a server sends.
 ///
 /// Every limit is checked before memory is committed, so a hostile server
