@@ -103,7 +103,11 @@ impl RequestBuilder {
     /// out of it: the request, its response and its errors keep the URL
     /// without them.
     pub(crate) fn new(client: Client, method: Method, url: Result<Uri>) -> Self {
-        let (url, url_auth) = match url.and_then(|url| crate::url::split_userinfo(&url)) {
+        // Only a URL with userinfo is rebuilt (cloning a `Uri` can allocate).
+        let has_userinfo = |url: &Uri| url.authority().is_some_and(|a| a.as_str().as_bytes().contains(&b'@'));
+        let url =
+            url.and_then(|url| if has_userinfo(&url) { crate::url::split_userinfo(&url) } else { Ok((url, None)) });
+        let (url, url_auth) = match url {
             Ok((url, credentials)) => (Ok(url), credentials.map(|c| c.basic_auth())),
             Err(e) => (Err(e), None),
         };

@@ -113,6 +113,36 @@ pub(crate) fn parse(input: &str) -> Result<Uri> {
         None => (tail, None),
     };
 
+    // The common case: the text is already what would be built below (no
+    // byte to encode, no dot segment, no userinfo, fragment or default
+    // port, a lower-case host). Then the `Uri` is parsed from it directly,
+    // as `Uri::try_from` would: no copy beyond the `Uri`'s own.
+    let unchanged = |s: &str, set| matches!(Cow::from(utf8_percent_encode(s, set)), Cow::Borrowed(_));
+    let canonical_port = match (port, host_port.rfind(':')) {
+        (None, None) => true,
+        (Some(p), Some(_)) => {
+            p != if scheme == "https" { 443 } else { 80 } && !host_port.ends_with(":0") && {
+                let digits = &host_port[host_port.rfind(':').unwrap_or(0) + 1..];
+                !digits.starts_with('0')
+            }
+        }
+        _ => false,
+    };
+    if text.starts_with(scheme)
+        && userinfo.is_none()
+        && matches!(host, Cow::Borrowed(_))
+        && canonical_port
+        && path.starts_with('/')
+        && tail.len() == path.len() + query.map_or(0, |q| q.len() + 1)
+        && !path.contains("/.")
+        && !path.contains("%2e")
+        && !path.contains("%2E")
+        && unchanged(path, PATH)
+        && query.is_none_or(|q| unchanged(q, QUERY))
+    {
+        return Uri::try_from(text).map_err(|e| url_error(format!("{e} in {shown}")));
+    }
+
     let mut url = String::with_capacity(text.len() + 16);
     url.push_str(scheme);
     url.push_str("://");
@@ -159,7 +189,7 @@ fn split_scheme(text: &str) -> Option<(&str, &str)> {
 }
 
 /// Splits `host[:port]`; an IPv6 host keeps its brackets.
-fn split_port<'a>(host_port: &'a str, shown: &Shown) -> Result<(&'a str, Option<&'a str>)> {
+fn split_port<'a>(host_port: &'a str, shown: &Shown<'_>) -> Result<(&'a str, Option<&'a str>)> {
     if host_port.starts_with('[') {
         let Some(close) = host_port.find(']') else {
             return Err(url_error(format!("invalid IPv6 address{} in {shown}", shown.part(host_port))));
@@ -178,7 +208,7 @@ fn split_port<'a>(host_port: &'a str, shown: &Shown) -> Result<(&'a str, Option<
 }
 
 /// Checks a host and returns it lowercased.
-fn check_host<'a>(host: &'a str, shown: &Shown) -> Result<Cow<'a, str>> {
+fn check_host<'a>(host: &'a str, shown: &Shown<'_>) -> Result<Cow<'a, str>> {
     if host.is_empty() {
         return Err(url_error(format!("empty host in {shown}")));
     }
@@ -208,7 +238,7 @@ fn check_host<'a>(host: &'a str, shown: &Shown) -> Result<Cow<'a, str>> {
 /// A non-ASCII host name, in its punycode form: the WHATWG "domain to
 /// ASCII" (UTS 46 processing, as the `url` crate and browsers do it).
 #[cfg(feature = "idna")]
-fn international_host<'a>(host: &str, shown: &Shown) -> Result<Cow<'a, str>> {
+fn international_host<'a>(host: &str, shown: &Shown<'_>) -> Result<Cow<'a, str>> {
     match idna::domain_to_ascii(host) {
         Ok(ascii) if ascii.is_ascii() => check_host(&ascii, shown).map(|h| Cow::Owned(h.into_owned())),
         _ => Err(url_error(format!("invalid international host name{} in {shown} (IDNA)", shown.part(host)))),
@@ -217,7 +247,7 @@ fn international_host<'a>(host: &str, shown: &Shown) -> Result<Cow<'a, str>> {
 
 /// Without IDNA, a non-ASCII host name is an error saying the ways out.
 #[cfg(not(feature = "idna"))]
-fn international_host<'a>(host: &str, shown: &Shown) -> Result<Cow<'a, str>> {
+fn international_host<'a>(host: &str, shown: &Shown<'_>) -> Result<Cow<'a, str>> {
     Err(url_error(format!(
         "non-ASCII host name{} in {shown}: IDNA is not supported in this build (enable the `idna` feature of smolreq); use the punycode form xn--...",
         shown.part(host)
@@ -233,7 +263,7 @@ fn lowercase(host: &str) -> Cow<'_, str> {
 }
 
 /// Parses the digits after the host's `:`.
-fn check_port(digits: &str, shown: &Shown) -> Result<u16> {
+fn check_port(digits: &str, shown: &Shown<'_>) -> Result<u16> {
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(url_error(format!("invalid port{} in {shown}", shown.part(digits))));
     }
@@ -245,23 +275,21 @@ fn check_port(digits: &str, shown: &Shown) -> Result<u16> {
 
 /// A URL as an error message quotes it: password redacted, at most
 /// [`MAX_QUOTED`] characters, escaped to stay on one line.
-struct Shown {
-    quoted: String,
+struct Shown<'a> {
+    /// The URL text, quoted (redacted, cut) only when an error shows it.
+    text: &'a str,
     /// True if a password was hidden: then the parts of the URL (host,
     /// port) are not quoted either, since a password holding a `/`, `?`
     /// or `#` spills into them.
     hides_secret: bool,
 }
 
-impl Shown {
-    fn new(url: &str) -> Shown {
-        let redacted = redact_str(url);
-        let hides_secret = matches!(redacted, Cow::Owned(_));
-        let quoted = match redacted.char_indices().nth(MAX_QUOTED) {
-            Some((cut, _)) => format!("{:?}...", &redacted[..cut]),
-            None => format!("{redacted:?}"),
-        };
-        Shown { quoted, hides_secret }
+impl Shown<'_> {
+    fn new(url: &str) -> Shown<'_> {
+        // Whether a password is there to hide, without building the
+        // redacted text (that is done only for an error).
+        let hides_secret = url.as_bytes().contains(&b'@') && matches!(redact_str(url), Cow::Owned(_));
+        Shown { text: url, hides_secret }
     }
 
     /// ` "part"`, or nothing when the URL had a password.
@@ -270,9 +298,13 @@ impl Shown {
     }
 }
 
-impl fmt::Display for Shown {
+impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.quoted)
+        let redacted = redact_str(self.text);
+        match redacted.char_indices().nth(MAX_QUOTED) {
+            Some((cut, _)) => write!(f, "{:?}...", &redacted[..cut]),
+            None => write!(f, "{redacted:?}"),
+        }
     }
 }
 
@@ -361,7 +393,10 @@ pub(crate) fn split_userinfo(url: &Uri) -> Result<(Uri, Option<Credentials>)> {
         user: percent_decode_str(user).collect(),
         password: password.map(|p| percent_decode_str(p).collect()),
     });
-    let invalid = || url_error(format!("invalid authority in {}", Shown::new(&Redacted(url).to_string())));
+    let invalid = || {
+        let text = Redacted(url).to_string();
+        url_error(format!("invalid authority in {}", Shown::new(&text)))
+    };
     let mut parts = url.clone().into_parts();
     parts.authority = Some(Authority::try_from(host_port).map_err(|_| invalid())?);
     Ok((Uri::from_parts(parts).map_err(|_| invalid())?, credentials))
