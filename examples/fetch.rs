@@ -34,7 +34,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use futures_lite::AsyncReadExt;
-use smolreq::{Client, ErrorKind, HeaderName, HeaderValue, Method, NoProxy, Proxy, Uri, Version};
+use smolreq::{Client, ErrorKind, HeaderName, HeaderValue, Method, Uri, Version};
 
 /// The User-Agent sent unless `-A` or `-H` says otherwise. Set explicitly
 /// (it is the library's default too) so that `-v` can show it.
@@ -664,7 +664,9 @@ fn build_client(o: &Options) -> Result<Client, Fail> {
 /// Proxies as curl chooses them: `-x` (`""`: none) over the environment
 /// (`http_proxy`, `https_proxy`, `all_proxy`, `no_proxy`, read by the
 /// library), `--noproxy` over `no_proxy`, `-U` for the credentials.
+#[cfg(feature = "proxy")]
 fn proxy_settings(mut builder: smolreq::ClientBuilder, o: &Options) -> Result<smolreq::ClientBuilder, Fail> {
+    use smolreq::{NoProxy, Proxy};
     let proxies = match o.proxy.as_deref() {
         Some("") => Vec::new(),
         Some(url) => vec![Proxy::all(url).map_err(|e| fail(5, format!("-x: {}", chain(&e))))?],
@@ -683,6 +685,14 @@ fn proxy_settings(mut builder: smolreq::ClientBuilder, o: &Options) -> Result<sm
         builder = builder.proxy(proxy);
     }
     Ok(builder)
+}
+
+#[cfg(not(feature = "proxy"))]
+fn proxy_settings(builder: smolreq::ClientBuilder, o: &Options) -> Result<smolreq::ClientBuilder, Fail> {
+    match (&o.proxy, &o.noproxy, &o.proxy_user) {
+        (None, None, None) => Ok(builder),
+        _ => Err(usage("-x, --noproxy and -U need smolreq's `proxy` feature")),
+    }
 }
 
 /// An error and its causes on one line, as `anyhow`'s `{:#}` prints them:

@@ -391,14 +391,16 @@ impl ClientBuilder {
     ///     .build()?;
     /// # Ok::<(), smolreq::Error>(())
     /// ```
+    #[cfg(feature = "proxy")]
     pub fn proxy(mut self, proxy: Proxy) -> Self {
         self.config.proxies.push(proxy);
         self.proxy_from_env = false;
         self
     }
 
-    /// Uses no proxy: neither those added with [`proxy`](Self::proxy) nor
-    /// those of the environment.
+    /// Uses no proxy: neither those added with `proxy` nor those of the
+    /// environment. (Without the `proxy` feature, the default, no request
+    /// goes through a proxy and this does nothing.)
     ///
     /// By default a client reads, once in [`build`](Self::build),
     /// `http_proxy`, `https_proxy`, `all_proxy` and `no_proxy` (each also
@@ -406,7 +408,7 @@ impl ClientBuilder {
     /// `HTTP_PROXY` when `REQUEST_METHOD` is set (a CGI program, where a
     /// client's `Proxy:` header becomes `HTTP_PROXY`: httpoxy). A value
     /// without a scheme means `http://`; a value that is not a valid proxy
-    /// URL is ignored. See [`NoProxy`](crate::NoProxy) for the `no_proxy` forms.
+    /// URL is ignored. See `NoProxy` for the `no_proxy` forms.
     pub fn no_proxy(mut self) -> Self {
         self.config.proxies.clear();
         self.proxy_from_env = false;
@@ -434,6 +436,7 @@ impl ClientBuilder {
     /// A client with TLS settings of its own builds its TLS connector here,
     /// once; clients with the default settings share one, built on the
     /// first `https://` connection of the process.
+    #[cfg_attr(not(any(feature = "native-tls", feature = "proxy")), allow(unused_mut))]
     pub fn build(mut self) -> Result<Client> {
         let invalid = |what| Err(Error::new(ErrorKind::Builder, what));
         if self.pool.max_per_host == 0 {
@@ -462,6 +465,7 @@ impl ClientBuilder {
         {
             self.config.tls = self.tls.into_connector()?;
         }
+        #[cfg(feature = "proxy")]
         if self.proxy_from_env {
             self.config.proxies = Proxy::from_env();
         }

@@ -166,6 +166,7 @@ impl Error {
     }
 
     /// A proxy answered `CONNECT` with a status other than 2xx.
+    #[cfg(feature = "proxy")]
     pub(crate) fn proxy_refused(status: StatusCode) -> Error {
         let message = if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
             "the proxy requires authentication (407 in answer to CONNECT)"

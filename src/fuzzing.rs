@@ -239,6 +239,7 @@ impl Conn {
     }
 }
 
+#[cfg(feature = "proxy")]
 /// Runs the `CONNECT` handshake (to `origin.test:443`) over `io`, as the
 /// client does through an HTTP proxy. `Ok(())`: the tunnel is open;
 /// otherwise the error, described.
@@ -251,6 +252,7 @@ pub async fn http_connect<S: futures_io::AsyncRead + futures_io::AsyncWrite + Un
         .map_err(|e| e.to_string())
 }
 
+#[cfg(feature = "proxy")]
 /// Runs the SOCKS5 handshake over `io`, as the client does through a
 /// SOCKS5 proxy: to the name `origin.test` (or an IPv4 address), with
 /// password authentication offered when `password` is set.

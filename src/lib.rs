@@ -50,6 +50,7 @@ mod error;
 pub mod fuzzing;
 mod pool;
 mod proto;
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))] // the route type stays; its uses go
 mod proxy;
 mod redirect;
 mod request;
@@ -58,7 +59,7 @@ mod response;
 #[cfg(feature = "native-tls")]
 mod tls;
 mod transport;
-#[allow(dead_code)] // wired into the transport with proxy support (issue 13)
+#[cfg(feature = "proxy")]
 mod tunnel;
 mod upload;
 mod url;
@@ -68,6 +69,7 @@ pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
 pub use pool::PoolStats;
+#[cfg(feature = "proxy")]
 pub use proxy::{NoProxy, Proxy};
 
 pub use request::RequestBuilder;

@@ -242,8 +242,15 @@ impl Proxy {
 
 /// The proxy for a request to `host:port` (`https` for an `https://`
 /// URL): the first of `proxies` that takes it.
+#[cfg(feature = "proxy")]
 pub(crate) fn choose<'p>(proxies: &'p [Proxy], https: bool, host: &str, port: u16) -> Option<&'p ProxyAddr> {
     proxies.iter().find_map(|p| p.intercept(https, host, port))
+}
+
+/// Without the `proxy` feature every request goes direct.
+#[cfg(not(feature = "proxy"))]
+pub(crate) fn choose<'p>(_: &'p [Proxy], _: bool, _: &str, _: u16) -> Option<&'p ProxyAddr> {
+    None
 }
 
 /// Parses a proxy URL: `[scheme://][user[:password]@]host[:port][/]`.

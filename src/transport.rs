@@ -26,10 +26,14 @@ use http::HeaderValue;
 
 use crate::builder::Config;
 use crate::error::{Error, ErrorKind, Result};
+#[cfg(feature = "proxy")]
 use crate::proto::socks5;
-use crate::proxy::{ProxyAddr, ProxyScheme};
+use crate::proxy::ProxyAddr;
+#[cfg(feature = "proxy")]
+use crate::proxy::ProxyScheme;
 #[cfg(feature = "native-tls")]
 use crate::tls::TlsStream;
+#[cfg(feature = "proxy")]
 use crate::tunnel::{self, TunnelError};
 use crate::util::with_deadline;
 
@@ -232,8 +236,9 @@ pub(crate) async fn connect(
         let tls = dest.tls;
         let host = dest.host.clone();
         let stream = match proxy {
-            None => open(config, dest).await?,
+            #[cfg(feature = "proxy")]
             Some((proxy, authorization)) => through_proxy(config, dest, proxy, authorization).await?,
+            _ => open(config, dest).await?,
         };
         if tls { start_tls(config, &host, stream).await } else { Ok(stream) }
     })
@@ -252,6 +257,7 @@ async fn open(config: &Config, dest: Destination) -> Result<Stream> {
 }
 
 /// A stream to `dest` through `proxy`, before TLS to the origin.
+#[cfg(feature = "proxy")]
 async fn through_proxy(
     config: &Config,
     dest: Destination,
@@ -302,10 +308,11 @@ async fn through_proxy(
 }
 
 /// The proxy's answer as an error of kind [`ErrorKind::Proxy`] (or `Io`).
+#[cfg(feature = "proxy")]
 fn tunnel_error(e: TunnelError) -> Error {
     match e {
         TunnelError::Io(e) => Error::with_source(ErrorKind::Proxy, e),
-        TunnelError::Refused(status, _) => Error::proxy_refused(status),
+        TunnelError::Refused(status) => Error::proxy_refused(status),
         TunnelError::Closed => Error::new(ErrorKind::Proxy, "the proxy closed the connection before answering"),
         TunnelError::Protocol(e) => Error::with_source(ErrorKind::Proxy, e),
         TunnelError::UnsolicitedBytes => {
@@ -316,6 +323,7 @@ fn tunnel_error(e: TunnelError) -> Error {
 }
 
 /// An IPv6 literal in brackets, as a [`Destination`] host is.
+#[cfg(feature = "proxy")]
 fn bracketed(host: &str) -> String {
     if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
 }

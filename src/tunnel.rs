@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use crate::conn::MAX_INTERIM_RESPONSES;
 use crate::proto::Limits;
@@ -29,7 +29,7 @@ pub(crate) enum TunnelError {
     /// The proxy closed the connection before its answer was complete.
     Closed,
     /// The proxy answered CONNECT with a status other than 2xx.
-    Refused(StatusCode, HeaderMap),
+    Refused(StatusCode),
     /// The proxy's answer to CONNECT is not a valid response head.
     Protocol(ProtoError),
     /// Bytes arrived after a 2xx to CONNECT, before the client spoke.
@@ -43,7 +43,7 @@ impl fmt::Display for TunnelError {
         match self {
             TunnelError::Io(e) => write!(f, "I/O error with the proxy: {e}"),
             TunnelError::Closed => f.write_str("the proxy closed the connection before answering"),
-            TunnelError::Refused(status, _) => write!(f, "the proxy refused the tunnel: {status}"),
+            TunnelError::Refused(status) => write!(f, "the proxy refused the tunnel: {status}"),
             TunnelError::Protocol(e) => write!(f, "invalid answer to CONNECT: {e}"),
             TunnelError::UnsolicitedBytes => f.write_str("the proxy sent bytes after its answer to CONNECT"),
             TunnelError::Socks(e) => f.write_str(e.0),
@@ -92,7 +92,7 @@ pub(crate) async fn http_connect<S: AsyncRead + AsyncWrite + Unpin>(
             Some((head, len)) if head.status.is_success() => {
                 return if buf.len() > len { Err(TunnelError::UnsolicitedBytes) } else { Ok(()) };
             }
-            Some((head, _)) => return Err(TunnelError::Refused(head.status, head.headers)),
+            Some((head, _)) => return Err(TunnelError::Refused(head.status)),
             None => {}
         }
         let n = io.read(&mut chunk).await?;
@@ -244,15 +244,12 @@ mod tests {
     }
 
     #[test]
-    fn a_407_is_refused_with_its_status_and_headers() {
+    fn a_407_is_refused_with_its_status() {
         let (result, _, _) = connect_with(vec![
             b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n",
         ]);
         match result {
-            Err(TunnelError::Refused(status, headers)) => {
-                assert_eq!(status, 407);
-                assert_eq!(headers["proxy-authenticate"], "Basic realm=\"p\"");
-            }
+            Err(TunnelError::Refused(status)) => assert_eq!(status, 407),
             other => panic!("{other:?}"),
         }
     }
@@ -260,7 +257,7 @@ mod tests {
     #[test]
     fn a_502_is_refused() {
         let (result, _, _) = connect_with(vec![b"HTTP/1.1 502 Bad Gateway\r\n\r\n"]);
-        assert!(matches!(result, Err(TunnelError::Refused(s, _)) if s == 502));
+        assert!(matches!(result, Err(TunnelError::Refused(s)) if s == 502));
     }
 
     #[test]

@@ -1523,6 +1523,7 @@ mod tls {
 // Proxies and authentication: -x, --noproxy, -U, -u, the environment
 // ---------------------------------------------------------------------------
 
+#[cfg(feature = "proxy")]
 /// A forward proxy answering every request with the target and the
 /// Proxy-Authorization it received.
 fn echo_proxy() -> Server {
@@ -1534,10 +1535,12 @@ fn echo_proxy() -> Server {
     })
 }
 
+#[cfg(feature = "proxy")]
 fn env(pairs: &[(&'static str, String)]) -> Setup {
     Setup { env: pairs.to_vec(), ..Setup::default() }
 }
 
+#[cfg(feature = "proxy")]
 #[test]
 fn proxy_flag_sends_absolute_form_to_the_proxy() {
     let proxy = echo_proxy();
@@ -1547,6 +1550,7 @@ fn proxy_flag_sends_absolute_form_to_the_proxy() {
     assert_eq!(proxy.received()[0].header("host"), Some("origin.test:8080"));
 }
 
+#[cfg(feature = "proxy")]
 #[test]
 fn proxy_user_flag_sends_proxy_credentials() {
     let proxy = echo_proxy();
@@ -1555,6 +1559,7 @@ fn proxy_user_flag_sends_proxy_credentials() {
     assert_eq!(run.stdout_str(), "proxied http://origin.test/ Basic dTpw");
 }
 
+#[cfg(feature = "proxy")]
 #[test]
 fn http_proxy_from_the_environment_is_honoured() {
     let proxy = echo_proxy();
@@ -1567,6 +1572,7 @@ fn http_proxy_from_the_environment_is_honoured() {
     assert_eq!(run.stdout_str(), "proxied http://origin.test/env -");
 }
 
+#[cfg(feature = "proxy")]
 #[test]
 fn httpoxy_upper_case_http_proxy_is_ignored_in_a_cgi_program() {
     let proxy = echo_proxy();
@@ -1578,6 +1584,7 @@ fn httpoxy_upper_case_http_proxy_is_ignored_in_a_cgi_program() {
     assert_eq!(proxy.requests(), 0);
 }
 
+#[cfg(feature = "proxy")]
 #[test]
 fn noproxy_flag_and_empty_proxy_flag_go_direct() {
     let proxy = echo_proxy();
@@ -1596,6 +1603,7 @@ fn noproxy_flag_and_empty_proxy_flag_go_direct() {
     assert_eq!(origin.requests(), 2);
 }
 
+#[cfg(feature = "proxy")]
 #[test]
 fn unreachable_proxy_exits_7_naming_the_proxy_not_its_password() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -1606,6 +1614,7 @@ fn unreachable_proxy_exits_7_naming_the_proxy_not_its_password() {
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
 }
 
+#[cfg(feature = "proxy")]
 #[test]
 fn bad_proxy_url_exits_5() {
     let run = fetch(&["-x", "ftp://proxy.example:21", "http://origin.test/"]);

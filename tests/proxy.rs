@@ -3,6 +3,8 @@
 //! pool key, credentials, NO_PROXY and hostile proxies. Real proxies
 //! (tinyproxy, squid, microsocks) are in tests/proxy_interop.rs.
 
+#![cfg(feature = "proxy")]
+
 mod common;
 #[cfg(feature = "native-tls")]
 mod tls_util;

@@ -5,6 +5,8 @@
 //! the program the test says it is skipped, except under `CI=true`, where
 //! a missing proxy fails loudly (`.ci/run` installs them).
 
+#![cfg(feature = "proxy")]
+
 mod common;
 #[path = "common/nginx.rs"]
 mod nginx;

@@ -5,13 +5,13 @@
 //! byte slices, so protocol rules are tested (and fuzzed) with plain bytes.
 
 pub(crate) mod chunked;
-#[allow(dead_code)] // wired into the transport with proxy support
+#[cfg(feature = "proxy")]
 pub(crate) mod connect;
 pub(crate) mod framing;
 pub(crate) mod head;
 #[cfg(test)]
 mod props;
-#[allow(dead_code)] // wired into the transport with proxy support
+#[cfg(feature = "proxy")]
 pub(crate) mod socks5;
 
 use std::fmt;
