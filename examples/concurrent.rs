@@ -8,8 +8,8 @@
 //! cargo run --example concurrent -- http://127.0.0.1:8080/      # 100 GETs of that URL
 //! ```
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const PER_HOST: usize = 8;
 

@@ -20,7 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (url, Some(served))
         }
     };
-    let path = args.next().map_or_else(|| std::env::temp_dir().join(format!("smolreq-download-{}.bin", std::process::id())), Into::into);
+    let path = args
+        .next()
+        .map_or_else(|| std::env::temp_dir().join(format!("smolreq-download-{}.bin", std::process::id())), Into::into);
 
     smol::block_on(async {
         let mut resp = smolreq::Client::new().get(&url).send().await?.error_for_status()?;

@@ -66,13 +66,17 @@ fn start_server() -> String {
                 head.push_str(&line.to_ascii_lowercase());
                 line.clear();
             }
-            let len = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+            let len =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
             let mut body = vec![0; len];
             reader.read_exact(&mut body).unwrap();
             let response = if head.starts_with("post /items ") {
                 // `{"name":..}` becomes `{"id":N,"name":..}`.
                 let json = format!("{{\"id\":{},{}", id + 1, &String::from_utf8(body).unwrap()[1..]);
-                format!("HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}", json.len())
+                format!(
+                    "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+                    json.len()
+                )
             } else {
                 "HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\nconnection: close\r\n\r\nnot found".to_string()
             };
