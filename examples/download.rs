@@ -20,9 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (url, Some(served))
         }
     };
-    let path = args
-        .next()
-        .map_or_else(|| std::env::temp_dir().join(format!("smolreq-download-{}.bin", std::process::id())), Into::into);
+    let default_path = std::env::temp_dir().join(format!("smolreq-download-{}.bin", std::process::id()));
+    let path = args.next().map_or(default_path, std::path::PathBuf::from);
 
     smol::block_on(async {
         let mut resp = smolreq::Client::new().get(&url).send().await?.error_for_status()?;
