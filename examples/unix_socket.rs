@@ -14,7 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (socket, url, own_server) = match (args.next(), args.next()) {
         (Some(socket), Some(url)) => (PathBuf::from(socket), url, false),
-        _ => (start_server()?, "http://localhost/hello".to_string(), true),
+        (Some(_), None) => return Err("usage: unix_socket [SOCKET_PATH URL]".into()),
+        (None, _) => (start_server()?, "http://localhost/hello".to_string(), true),
     };
 
     let path = socket.clone();
@@ -32,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         let stats = client.pool_stats();
-        println!("{} connection opened, {} reused", stats.opened, stats.reused);
+        println!("connections opened: {}, requests on a reused one: {}", stats.opened, stats.reused);
         if own_server {
             assert_eq!((stats.opened, stats.reused), (1, 2), "one pooled connection for all three");
             std::fs::remove_file(&socket)?;

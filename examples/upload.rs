@@ -12,7 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (url, path, own_server) = match (args.next(), args.next()) {
         (Some(url), Some(path)) => (url, path.into(), false),
-        _ => {
+        (Some(_), None) => return Err("usage: upload [URL FILE]".into()),
+        (None, _) => {
             // A file to send: 4 MiB of patterned bytes in the temp directory.
             let path = std::env::temp_dir().join(format!("smolreq-upload-{}.bin", std::process::id()));
             std::fs::write(&path, (0..4u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<_>>())?;
