@@ -482,6 +482,29 @@ mod https {
     }
 
     #[test]
+    fn a_proxy_that_never_answers_connect_hits_the_connect_timeout() {
+        let proxy = relay(|socket, _| {
+            read_head(socket);
+            thread::sleep(Duration::from_secs(3));
+            None
+        })
+        .0;
+        let client = Client::builder()
+            .connect_timeout(Duration::from_millis(200))
+            .proxy(Proxy::all(format!("http://{proxy}")).unwrap())
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let (err, stats) = block(async move {
+            let err = client.get("https://origin.test/").send().await.unwrap_err();
+            (err, client.pool_stats())
+        });
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+        assert_eq!((stats.leased, stats.idle), (0, 0), "{stats:?}");
+    }
+
+    #[test]
     fn hostile_connect_answers_are_clean_errors() {
         for answer in [&b"garbage\r\n\r\n"[..], b"HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 200 OK\r\n\r\n", b"HTTP/1.1 20"] {
             let proxy = refusing_proxy(answer);
