@@ -25,6 +25,14 @@ use smolreq::{Client, ErrorKind, Proxy};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
+/// The tests run one at a time: each picks free ports and starts daemons,
+/// and two tests racing for a port would meet each other's proxy.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn block<T: Send + 'static, F: std::future::Future<Output = T> + Send + 'static>(f: F) -> T {
     with_deadline(DEADLINE, move || smol::block_on(f))
 }
@@ -73,7 +81,13 @@ impl Daemon {
             if let Ok(Some(status)) = daemon.child.try_wait() {
                 panic!("{name} exited with {status} before listening on {port}:\n{}", daemon.logs());
             }
+            // Listening, and it is this process that listens (not one that
+            // took the port first).
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                thread::sleep(Duration::from_millis(50));
+                if let Ok(Some(status)) = daemon.child.try_wait() {
+                    panic!("{name} exited with {status} after the port answered:\n{}", daemon.logs());
+                }
                 return daemon;
             }
             assert!(
@@ -247,6 +261,7 @@ mod tls {
 #[test]
 #[ignore = "needs tinyproxy; run by .ci/run with --ignored"]
 fn tinyproxy_forwards_http_and_tunnels_https() {
+    let _serial = serial();
     let Some(proxy) = tinyproxy("tinyproxy_forwards_http_and_tunnels_https", "") else { return };
     let origin = origin();
     let client = Client::builder().proxy(Proxy::all(proxy.url("")).unwrap()).build().unwrap();
@@ -264,6 +279,7 @@ fn tinyproxy_forwards_http_and_tunnels_https() {
 #[test]
 #[ignore = "needs tinyproxy; run by .ci/run with --ignored"]
 fn tinyproxy_basic_auth_right_and_wrong() {
+    let _serial = serial();
     let Some(proxy) = tinyproxy("tinyproxy_basic_auth_right_and_wrong", "BasicAuth alice s3cr3t") else { return };
     let origin = origin();
     let client = Client::builder().proxy(Proxy::all(proxy.url("alice:s3cr3t@")).unwrap()).build().unwrap();
@@ -298,6 +314,7 @@ fn tinyproxy_basic_auth_right_and_wrong() {
 #[test]
 #[ignore = "needs squid; run by .ci/run with --ignored"]
 fn squid_forwards_http_with_keep_alive_and_tunnels_https() {
+    let _serial = serial();
     let Some(proxy) = squid("squid_forwards_http_with_keep_alive_and_tunnels_https") else { return };
     let origin = origin();
     let client = Client::builder().proxy(Proxy::http(proxy.url("")).unwrap()).build().unwrap();
@@ -314,6 +331,7 @@ fn squid_forwards_http_with_keep_alive_and_tunnels_https() {
 #[test]
 #[ignore = "needs microsocks; run by .ci/run with --ignored"]
 fn microsocks_without_and_with_a_password() {
+    let _serial = serial();
     let test = "microsocks_without_and_with_a_password";
     let Some(open) = microsocks(test, None) else { return };
     let Some(locked) = microsocks(test, Some(("bob", "pa:ss"))) else { return };
