@@ -59,6 +59,13 @@ impl Default for Client {
 
 impl Client {
     /// A client with the default configuration (see [`ClientBuilder`]).
+    /// Clients are cheap to clone and share one pool; make one and reuse it.
+    ///
+    /// ```
+    /// let client = smolreq::Client::new();
+    /// let other = client.clone(); // the same pool
+    /// assert_eq!(other.pool_stats().opened, 0);
+    /// ```
     pub fn new() -> Client {
         ClientBuilder::new().build().unwrap_or_else(|_| unreachable!("the default configuration is valid"))
     }
@@ -96,11 +103,26 @@ impl Client {
     }
 
     /// Starts a GET request.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// let client = smolreq::Client::new();
+    /// let page = client.get("http://127.0.0.1:8080/index.html").send().await?.text().await?;
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
     pub fn get(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a POST request.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// let client = smolreq::Client::new();
+    /// let resp = client.post("http://127.0.0.1:8080/items").body("name=a").send().await?;
+    /// println!("{}", resp.status());
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
     pub fn post(&self, url: impl IntoUrl) -> RequestBuilder {
         self.request(Method::POST, url)
     }

@@ -391,6 +391,13 @@ impl RequestBuilder {
 
     /// Sets the body from bytes in memory (sent with Content-Length). Such a
     /// body can be replayed on a retry or a 307/308 redirect.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// let client = smolreq::Client::new();
+    /// let resp = client.put("http://127.0.0.1:8080/notes/1").body(b"hello".to_vec()).send().await?;
+    /// # Ok::<(), smolreq::Error>(()) });
+    /// ```
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = RequestBody::Bytes(body.into());
         self
@@ -403,6 +410,20 @@ impl RequestBuilder {
     /// request with [`ErrorKind::Body`]. Without a `len` it is read to its
     /// end and sent chunked. It is read once, so such a request is never
     /// retried nor replayed on a redirect.
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// // A file streamed from disk with its length, never loaded in memory.
+    /// let file = std::fs::File::open("big.iso")?;
+    /// let len = file.metadata()?.len();
+    /// let client = smolreq::Client::new();
+    /// let resp = client
+    ///     .put("http://127.0.0.1:8080/upload/big.iso")
+    ///     .body_reader(smol::Unblock::new(file), Some(len))
+    ///     .send()
+    ///     .await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) });
+    /// ```
     pub fn body_reader(mut self, reader: impl AsyncRead + Send + Unpin + 'static, len: Option<u64>) -> Self {
         self.body = RequestBody::Reader(Box::new(reader), len);
         self

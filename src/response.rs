@@ -333,6 +333,22 @@ impl Response {
     /// become U+FFFD. Any other charset is an [`ErrorKind::Body`] error.
     /// At most [`max_body_size`](crate::ClientBuilder::max_body_size)
     /// bytes are read, as by [`bytes`](Self::bytes).
+    ///
+    /// ```
+    /// # use std::io::{Read, Write};
+    /// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// # let url = format!("http://{}/", listener.local_addr()?);
+    /// # std::thread::spawn(move || {
+    /// #     let (mut s, _) = listener.accept().unwrap();
+    /// #     let _ = s.read(&mut [0u8; 1024]);
+    /// #     s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=iso-8859-1\r\ncontent-length: 4\r\n\r\ncaf\xe9").unwrap();
+    /// # });
+    /// # smol::block_on(async {
+    /// let text = smolreq::Client::new().get(&url).send().await?.text().await?;
+    /// assert_eq!(text, "café"); // decoded from ISO-8859-1
+    /// # Ok::<(), smolreq::Error>(()) })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn text(mut self) -> Result<String> {
         let charset = self
             .headers
