@@ -199,7 +199,7 @@ impl RequestBuilder {
     /// // sends `authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==`
     /// assert!(!format!("{request:?}").contains("QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
     /// ```
-    pub fn basic_auth<U: fmt::Display, P: fmt::Display>(self, username: U, password: Option<P>) -> Self {
+    pub fn basic_auth<U: fmt::Display, P: fmt::Display>(mut self, username: U, password: Option<P>) -> Self {
         let mut credentials = username.to_string();
         if credentials.contains(':') {
             return self
@@ -216,10 +216,10 @@ impl RequestBuilder {
                 "basic_auth: the user name and password must not contain control characters (RFC 7617)",
             ));
         }
-        let mut value = String::with_capacity(6 + credentials.len().div_ceil(3) * 4);
-        value.push_str("Basic ");
-        base64_encode(credentials.as_bytes(), &mut value);
-        self.authorization(value)
+        let (user, password) = credentials.split_at(credentials.find(':').unwrap_or(credentials.len()));
+        let value = basic_value(user.as_bytes(), password.get(1..).unwrap_or_default().as_bytes());
+        self.headers.insert(http::header::AUTHORIZATION, value);
+        self
     }
 
     /// Sets `Authorization: Bearer <token>` (RFC 6750), replacing any
